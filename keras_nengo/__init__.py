@@ -1,6 +1,13 @@
-"""keras_nengo: Nengo networks as first-class tf-keras models."""
+"""keras_nengo: Nengo networks as first-class tf-keras models.
+
+Import it before TensorFlow, Keras, NengoDL or keras_tuner: it selects tf-keras
+(Keras 2) for ``tf.keras`` and makes NengoDL 3.6.0 and keras-tuner work on the
+current stack (see ``keras_nengo._compat``).
+"""
 
 from keras_nengo import _compat  # noqa: F401  (must run before anything else)
+from keras_nengo.layer import NengoLayer
+from keras_nengo.model import NengoModel
 from keras_nengo.version import version as __version__
 
-__all__ = ["__version__"]
+__all__ = ["NengoLayer", "NengoModel", "__version__"]
