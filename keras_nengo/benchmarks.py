@@ -53,3 +53,99 @@ def tutorial_network(seed: int = 0, n_neurons: int = 20, tensor_node: bool = Fal
             nengo.Connection(net.out_node, exp, synapse=None)
             net.p_exp = nengo.Probe(exp, label="exp")
     return net
+
+
+def feedforward_network(n_neurons: int = 1000, dimensions: int = 4, seed: int = 0):
+    """Two ``n_neurons`` LIF ensembles in a feed-forward chain (all trainable).
+
+    Returns the network with attributes ``stim`` (input Node) and ``p_out``
+    (unfiltered probe on the output Node).
+    """
+    with nengo.Network(seed=seed) as net:
+        net.stim = nengo.Node(np.zeros(dimensions), label="stim")
+        hidden_a = nengo.Ensemble(n_neurons, dimensions, label="hidden_a")
+        hidden_b = nengo.Ensemble(n_neurons, dimensions, label="hidden_b")
+        out = nengo.Node(size_in=dimensions, label="output")
+        nengo.Connection(net.stim, hidden_a, synapse=None)
+        nengo.Connection(hidden_a, hidden_b, synapse=0.005)
+        nengo.Connection(hidden_b, out, synapse=None)
+        net.p_out = nengo.Probe(out, label="out")
+    return net
+
+
+NETWORKS = {
+    "tutorial": lambda: _with_probe(tutorial_network(), "p_out_nofilt"),
+    "ff_2x1000": feedforward_network,
+}
+
+
+def _with_probe(net, attr):
+    net.p_out = getattr(net, attr)
+    return net
+
+
+def _median_rate(function, n_samples, repeats):
+    import time  # pylint: disable=import-outside-toplevel
+
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return n_samples / float(np.median(times))
+
+
+def throughput(
+    network: str = "tutorial",
+    n_samples: int = 1024,
+    n_steps: int = 10,
+    batch_size: int = 32,
+    repeats: int = 3,
+) -> dict:
+    """``fit``/``predict`` samples per second of NengoModel and nengo_dl.Simulator.
+
+    Both run the same network, data and minibatch size in the same process;
+    each figure is the median of ``repeats`` calls after one warm-up call (which
+    traces the graphs). ``fit`` runs one epoch of SGD with MSE loss.
+
+    Returns
+    -------
+    dict
+        ``{"fit": {"keras_nengo": s/s, "nengo_dl": s/s, "ratio": kn/dl},
+        "predict": {...}}``.
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    from keras_nengo import NengoModel  # pylint: disable=import-outside-toplevel
+    from keras_nengo._compat import (  # pylint: disable=import-outside-toplevel
+        nengo_dl,
+    )
+
+    net = NETWORKS[network]()
+    rng = np.random.RandomState(0)
+    x = rng.uniform(-1, 1, size=(n_samples, n_steps, net.stim.size_out))
+    y = rng.uniform(-1, 1, size=(n_samples, n_steps, net.p_out.size_in))
+    results = {"fit": {}, "predict": {}}
+
+    model = NengoModel(net, inputs=[net.stim], outputs=[net.p_out], seed=0)
+    model.compile(optimizer=tf.keras.optimizers.SGD(1e-4), loss="mse")
+    fit = lambda: model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
+    predict = lambda: model.predict(x, batch_size=batch_size, verbose=0)
+    fit()
+    predict()
+    results["fit"]["keras_nengo"] = _median_rate(fit, n_samples, repeats)
+    results["predict"]["keras_nengo"] = _median_rate(predict, n_samples, repeats)
+
+    with nengo_dl.Simulator(
+        net, minibatch_size=batch_size, seed=0, progress_bar=False
+    ) as sim:
+        sim.compile(optimizer=tf.keras.optimizers.SGD(1e-4), loss={net.p_out: "mse"})
+        fit = lambda: sim.fit({net.stim: x}, {net.p_out: y}, epochs=1, verbose=0)
+        predict = lambda: sim.predict({net.stim: x}, verbose=0)
+        fit()
+        predict()
+        results["fit"]["nengo_dl"] = _median_rate(fit, n_samples, repeats)
+        results["predict"]["nengo_dl"] = _median_rate(predict, n_samples, repeats)
+    for figures in results.values():
+        figures["ratio"] = figures["keras_nengo"] / figures["nengo_dl"]
+    return results
