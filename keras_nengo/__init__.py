@@ -6,8 +6,9 @@ current stack (see ``keras_nengo._compat``).
 """
 
 from keras_nengo import _compat  # noqa: F401  (must run before anything else)
+from keras_nengo.jacobian import jacobian_norms
 from keras_nengo.layer import NengoLayer
 from keras_nengo.model import NengoModel
 from keras_nengo.version import version as __version__
 
-__all__ = ["NengoLayer", "NengoModel", "__version__"]
+__all__ = ["NengoLayer", "NengoModel", "jacobian_norms", "__version__"]

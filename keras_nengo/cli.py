@@ -29,7 +29,62 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the versions of TensorFlow, tf-keras, Nengo, NengoDL, NumPy "
         "and keras-tuner in use, then exit",
     )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo = commands.add_parser(
+        "demo",
+        help="train NengoDL's tutorial network (sin(x^2)) with Keras, log "
+        "Jacobian norms to TensorBoard and plot the result",
+        description="Train NengoDL's tutorial network (sin(x^2)) with Keras: "
+        "spiking test error before/after, Jacobians, TensorBoard logs, a PNG.",
+    )
+    demo.add_argument("--log-dir", default="logs/demo", help="TensorBoard directory")
+    demo.add_argument("--epochs", type=_positive_int, default=10, help="epochs")
+    demo.add_argument("--out", default="keras_nengo_demo.png", help="PNG to write")
+    demo.add_argument(
+        "--train-samples",
+        type=_positive_int,
+        default=4096,
+        help="training samples (the tutorial uses 4096)",
+    )
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer. Received: {text!r}"
+        )
+    return value
+
+
+def _quiet_tensorflow():
+    """Keep TensorFlow's C++ and Python log lines off the terminal.
+
+    The first TensorFlow op initialises the devices, and on a machine without
+    a GPU the CUDA runtime prints an error line for that; it is noise here, so
+    that first op runs while the C-level stderr points to /dev/null.
+    """
+    import os  # pylint: disable=import-outside-toplevel
+    import sys  # pylint: disable=import-outside-toplevel
+
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    tf.get_logger().setLevel("ERROR")
+    tf.autograph.set_verbosity(0)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        tf.constant(0.0).numpy()
+    finally:
+        os.dup2(saved, 2)
+        os.close(devnull)
+        os.close(saved)
 
 
 def stack_versions() -> dict:
@@ -57,6 +112,17 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``keras-nengo``."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "demo":
+        _quiet_tensorflow()
+        from keras_nengo.demo import run_demo  # pylint: disable=import-outside-toplevel
+
+        run_demo(
+            log_dir=args.log_dir,
+            epochs=args.epochs,
+            out=args.out,
+            n_train=args.train_samples,
+        )
+        return 0
     if args.stack:
         for name, value in stack_versions().items():
             print(f"{name:12s} {value}")
