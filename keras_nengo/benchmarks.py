@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import nengo
 import numpy as np
 
@@ -85,8 +87,6 @@ def _with_probe(net, attr):
 
 
 def _median_rate(function, n_samples, repeats):
-    import time  # pylint: disable=import-outside-toplevel
-
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -149,3 +149,91 @@ def throughput(
     for figures in results.values():
         figures["ratio"] = figures["keras_nengo"] / figures["nengo_dl"]
     return results
+
+
+def benchmark_jacobian(
+    n_neurons: int = 200,
+    batch: int = 32,
+    out_dim: int = 8,
+    in_dim: int = 1,
+    n_steps: int = 20,
+    repeats: int = 5,
+    baselines: bool = True,
+) -> dict:
+    """Time ``model.jacobian(wrt="inputs")`` against hand-written alternatives.
+
+    The network is input (``in_dim``) -> LIF (``n_neurons``) -> LIF
+    (``n_neurons``) -> output Node (``out_dim``), run with ``training=True``
+    (rate approximation), float32; the Jacobian is taken at the last step.
+
+    Parameters
+    ----------
+    n_neurons, batch, out_dim, in_dim, n_steps : int
+        Problem size.
+    repeats : int
+        Timed repeats after one warm-up call; medians are reported.
+    baselines : bool
+        Also time (a) one eager ``GradientTape.gradient`` per output unit and
+        (b) ``tf.function`` + ``GradientTape.batch_jacobian`` (pfor fails on
+        NengoDL's while loop, so ``experimental_use_pfor=False``).
+
+    Returns
+    -------
+    seconds : dict of {str: float}
+        Median seconds per call for ``"jacobian"`` (and ``"loop"``,
+        ``"batch_jacobian"``).
+    """
+    import nengo  # pylint: disable=import-outside-toplevel
+
+    from keras_nengo.model import (  # pylint: disable=import-outside-toplevel
+        NengoModel,
+    )
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node(np.zeros(in_dim), label="stim")
+        a = nengo.Ensemble(n_neurons, in_dim, label="a")
+        b = nengo.Ensemble(n_neurons, out_dim, label="b")
+        out = nengo.Node(size_in=out_dim, label="out")
+        nengo.Connection(stim, a, synapse=None)
+        nengo.Connection(a, b, transform=np.ones((out_dim, in_dim)), synapse=None)
+        nengo.Connection(b, out, synapse=None)
+        nengo.Probe(out, label="p")
+    model = NengoModel(net)
+    x = tf.constant(
+        np.random.RandomState(0).uniform(-0.5, 0.5, (batch, n_steps, in_dim)),
+        tf.float32,
+    )
+    layer = model.nengo_layer
+
+    def timed(function):
+        function()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            tf.nest.map_structure(lambda t: t.numpy(), function())
+            times.append(time.perf_counter() - start)
+        return float(np.median(times))
+
+    seconds = {"jacobian": timed(lambda: model.jacobian(x, wrt="stim"))}
+    if baselines:
+
+        def loop():
+            rows = []
+            for k in range(out_dim):
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    value = layer({"stim": x}, training=True)[0][:, -1, k]
+                rows.append(tape.gradient(value, x))
+            return tf.stack(rows, axis=1)
+
+        @tf.function
+        def batch_jacobian(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                value = layer({"stim": x}, training=True)[0][:, -1]
+            return tape.batch_jacobian(value, x, experimental_use_pfor=False)
+
+        seconds["loop"] = timed(loop)
+        seconds["batch_jacobian"] = timed(lambda: batch_jacobian(x))
+    return seconds
