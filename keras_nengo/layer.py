@@ -16,6 +16,7 @@ the graph's minibatch size are zero-padded and the padding sliced away.
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -193,8 +194,16 @@ class NengoLayer(tf.keras.layers.Layer):
             )
         # build the minibatch-size-1 graph now, so TensorNode layers get their
         # weights inside this layer and are tracked by it
-        self._ensure_built(self._graphs[1])
+        self._graph(1)
         super().build(input_shape)
+
+    def prepare(self, minibatch_size: int):
+        """Build the simulation for batches of ``minibatch_size`` samples now.
+
+        Building a NengoDL graph takes a moment (planning, variables); doing it
+        before a ``tf.function`` traces keeps that out of the trace.
+        """
+        self._graph(int(minibatch_size))
 
     def _graph(self, minibatch_size, build=True):
         """The TensorGraph for ``minibatch_size`` (created on first use)."""
@@ -211,13 +220,33 @@ class NengoLayer(tf.keras.layers.Layer):
                     self.seed,
                 )
             self._graphs[minibatch_size] = graph
-        if build:
-            self._ensure_built(graph)
+        if build and graph not in self._feeds:
+            if tf.executing_eagerly():
+                self._build_graph(graph)
+            else:
+                self._build_graph_outside_trace(graph)
         return graph
 
-    def _ensure_built(self, graph):
-        if graph in self._feeds:
-            return
+    def _build_graph_outside_trace(self, graph):
+        # a tf.function may only create variables on its first trace, and the
+        # graph's internal variables would be created inside this trace; a new
+        # thread starts in eager mode with its own variable-creator stack, so
+        # the graph is built there as if it had been prepared in advance
+        errors = []
+
+        def build():
+            try:
+                self._build_graph(graph)
+            except Exception as error:  # pylint: disable=broad-except
+                errors.append(error)
+
+        thread = threading.Thread(target=build, name="keras_nengo-build")
+        thread.start()
+        thread.join()
+        if errors:
+            raise errors[0]
+
+    def _build_graph(self, graph):
         with tf.init_scope():
             # TensorNode layers already built by another graph keep their weights
             tracked = nengo_dl.compat.sub_layers(graph)

@@ -315,6 +315,7 @@ class NengoModel(tf.keras.Model):
     def _use_minibatch_size(self, size):
         """Make traced functions use NengoDL graphs of ``size`` samples."""
         size = int(size)
+        self.nengo_layer.prepare(size)
         if size != self._minibatch_size:
             self._minibatch_size = size
             self.nengo_layer.default_minibatch_size = size
@@ -486,6 +487,7 @@ class NengoModel(tf.keras.Model):
             for name, v in self.nengo_layer.named_variables.items()
             if v.trainable
         }
+        self.nengo_layer.prepare(n_samples)
 
         @tf.function
         def compute(x, y, sample_weight):
@@ -712,6 +714,8 @@ class NengoModel(tf.keras.Model):
             for name, value in self._standardize_x(x).items()
         }
         n_steps = int(next(iter(data.values())).shape[1])
+        if tf.executing_eagerly():
+            self.nengo_layer.prepare(next(iter(data.values())).shape[0])
         indices, squeeze = jacobian_module.output_steps(steps, n_steps)
         wrt_inputs, wrt_weights, single = self._jacobian_wrt(wrt)
         self._jacobian_check_path(wrt_inputs, wrt_weights, probe, training)
