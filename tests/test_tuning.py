@@ -211,6 +211,51 @@ def test_grad_norm_objective(data, tmp_path):
     assert best.score == min(t.score for t in trials)
 
 
+def test_jacobian_logger_per_trial_and_as_objective(data, tmp_path):
+    from keras_nengo.callbacks import JacobianNormLogger
+
+    x, y = data
+    log_dir = tmp_path / "logs"
+    RecordWeights.logs = {}
+    tuner = kt.RandomSearch(
+        build_tutorial,
+        objective=kt.Objective("jacobian/stim/fro", "min"),
+        max_trials=2,
+        directory=tmp_path,
+        project_name="search",
+        seed=0,
+    )
+    tuner.search(
+        x,
+        y,
+        epochs=2,
+        batch_size=8,
+        verbose=0,
+        callbacks=[
+            tf.keras.callbacks.TensorBoard(log_dir=str(log_dir)),
+            JacobianNormLogger(x[:4], wrt="inputs"),
+            RecordWeights(),
+        ],
+    )
+    trials = tuner.oracle.trials
+    assert len(trials) == 2
+    for trial_id, trial in trials.items():
+        steps = []
+        train_dir = log_dir / trial_id / "execution0" / "train"
+        for path in train_dir.glob("events.out.tfevents.*"):
+            for event in tf.compat.v1.train.summary_iterator(str(path)):
+                steps += [
+                    event.step
+                    for value in event.summary.value
+                    if value.tag == "jacobian/stim/fro"
+                ]
+        assert sorted(steps) == [0, 1], f"trial {trial_id}: {steps}"
+        logs = RecordWeights.logs[hp_key(trial.hyperparameters.values)]
+        values = [logs[epoch]["jacobian/stim/fro"] for epoch in (0, 1)]
+        assert trial.score == pytest.approx(min(values))
+    assert not (tmp_path / "logs" / "train").exists()
+
+
 def build_choice_network(hp):
     net = tutorial_network(n_neurons=hp.Choice("n_neurons", [4, 8]))
     neuron_type = {"lif": nengo.LIF(), "relu": nengo.RectifiedLinear()}[
