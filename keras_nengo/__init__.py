@@ -11,4 +11,13 @@ from keras_nengo.layer import NengoLayer
 from keras_nengo.model import NengoModel
 from keras_nengo.version import version as __version__
 
-__all__ = ["NengoLayer", "NengoModel", "jacobian_norms", "__version__"]
+from keras_nengo import callbacks, tuning  # isort: skip  (kn.callbacks, kn.tuning)
+
+__all__ = [
+    "NengoLayer",
+    "NengoModel",
+    "callbacks",
+    "jacobian_norms",
+    "tuning",
+    "__version__",
+]
