@@ -20,9 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="Python API: `import keras_nengo as kn; kn.NengoModel(network)`.",
     )
-    parser.add_argument(
-        "--version", action="version", version=f"keras-nengo {version}"
-    )
+    parser.add_argument("--version", action="version", version=f"keras-nengo {version}")
     parser.add_argument(
         "--stack",
         action="store_true",
@@ -45,6 +43,31 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=4096,
         help="training samples (the tutorial uses 4096)",
+    )
+    bench = commands.add_parser(
+        "bench",
+        help="benchmark NengoModel against nengo_dl.Simulator (fit/predict "
+        "throughput, jacobian, JacobianNormLogger overhead, fit memory)",
+        description="Benchmark NengoModel against nengo_dl.Simulator and "
+        "hand-written Jacobian code on the tutorial network, NengoDL's integrator "
+        "and cconv benchmark networks and a 2x1000-neuron LIF net; prints one "
+        "table row per figure with the ratio and its target. Medians over "
+        "repeats, same-run ratios.",
+    )
+    bench.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes, Jacobian figures on the tutorial/jac_2x200 nets only, "
+        "memory on ff_2x1000 only (< 2 min on 2 cores)",
+    )
+    bench.add_argument(
+        "--json", metavar="PATH", help="also write all numbers and machine info"
+    )
+    bench.add_argument(
+        "--networks",
+        metavar="A,B",
+        help="comma-separated subset of tutorial, integrator, cconv, ff_2x1000, "
+        "jac_2x200 (default: all)",
     )
     return parser
 
@@ -122,6 +145,34 @@ def main(argv: list[str] | None = None) -> int:
             out=args.out,
             n_train=args.train_samples,
         )
+        return 0
+    if args.command == "bench":
+        import json  # pylint: disable=import-outside-toplevel
+        import time  # pylint: disable=import-outside-toplevel
+
+        from keras_nengo import benchmarks  # pylint: disable=import-outside-toplevel
+
+        networks = args.networks.split(",") if args.networks else None
+        unknown = sorted(set(networks or ()) - set(benchmarks.ALL_NETWORKS))
+        if unknown or networks == [""]:
+            parser.error(
+                f"unknown benchmark networks {unknown}. Expected comma-separated "
+                f"names from {list(benchmarks.ALL_NETWORKS)}. Received: "
+                f"--networks={args.networks!r}"
+            )
+        _quiet_tensorflow()
+        start = time.perf_counter()
+        report = benchmarks.run_benchmarks(
+            networks=networks,
+            quick=args.quick,
+            log=lambda line: print(f"... {line}", file=sys.stderr, flush=True),
+        )
+        print(benchmarks.format_table(report))
+        print(f"\nwall time {time.perf_counter() - start:.0f} s")
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as file:
+                json.dump(report, file, indent=2)
+            print(f"wrote {args.json}")
         return 0
     if args.stack:
         for name, value in stack_versions().items():
