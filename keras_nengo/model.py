@@ -115,6 +115,7 @@ class NengoModel(tf.keras.Model):
             )
             self._predict_no_inputs = {}
             self._tensorboard_log_dir = None
+            self._jacobian_functions = {}
 
     # -- construction -------------------------------------------------------------
 
@@ -164,47 +165,32 @@ class NengoModel(tf.keras.Model):
 
     # -- names --------------------------------------------------------------------
 
-    def _input_key(self, key):
-        """Map a Node, input name or label to the input name."""
+    @staticmethod
+    def _name_for(key, names, objects, kind):
+        """Map a Nengo object, its name or its label to its name in ``names``."""
         if isinstance(key, str):
-            if key in self.input_names:
+            if key in names:
                 return key
-            matches = [
-                name
-                for name, node in zip(self.input_names, self.input_nodes)
-                if node.label == key
-            ]
+            matches = [name for name, obj in zip(names, objects) if obj.label == key]
             if len(matches) == 1:
                 return matches[0]
         else:
-            for name, node in zip(self.input_names, self.input_nodes):
-                if node is key:
+            for name, obj in zip(names, objects):
+                if obj is key:
                     return name
+        noun = "Node" if kind == "input" else "Probe"
         raise ValueError(
-            f"Unknown input {key!r}. Expected one of the input Nodes, by object or "
-            f"name: {self.input_names}."
+            f"Unknown {kind} {key!r}. Expected one of the {kind} {noun}s, by "
+            f"object, name or label: {names}."
         )
+
+    def _input_key(self, key):
+        """Map a Node, input name or label to the input name."""
+        return self._name_for(key, self.input_names, self.input_nodes, "input")
 
     def _output_key(self, key):
         """Map a Probe, output name or label to the output name."""
-        if isinstance(key, str):
-            if key in self.output_names:
-                return key
-            matches = [
-                name
-                for name, probe in zip(self.output_names, self.output_probes)
-                if probe.label == key
-            ]
-            if len(matches) == 1:
-                return matches[0]
-        else:
-            for name, probe in zip(self.output_names, self.output_probes):
-                if probe is key:
-                    return name
-        raise ValueError(
-            f"Unknown output {key!r}. Expected one of the output Probes, by object "
-            f"or name: {self.output_names}."
-        )
+        return self._name_for(key, self.output_names, self.output_probes, "output")
 
     # -- data ---------------------------------------------------------------------
 
@@ -722,7 +708,7 @@ class NengoModel(tf.keras.Model):
 
         key = (output_name, tuple(wrt_inputs), tuple(wrt_weights))
         key += (tuple(indices), mode, bool(training))
-        cache = self._jacobian_cache()
+        cache = self._jacobian_functions
         compute = cache.get(key)
         if compute is None:
             compute = self._jacobian_function(
@@ -740,12 +726,6 @@ class NengoModel(tf.keras.Model):
         if return_outputs:
             return result, outputs
         return result
-
-    def _jacobian_cache(self):
-        with nengo_dl.compat.trackable.no_automatic_dependency_tracking_scope(self):
-            if not hasattr(self, "_jacobian_functions"):
-                self._jacobian_functions = {}
-        return self._jacobian_functions
 
     def _jacobian_function(
         self, output_name, wrt_inputs, wrt_weights, indices, mode, training
