@@ -116,6 +116,7 @@ class NengoModel(tf.keras.Model):
             self._predict_no_inputs = {}
             self._tensorboard_log_dir = None
             self._jacobian_functions = {}
+            self._gradients_function = None
 
     # -- construction -------------------------------------------------------------
 
@@ -354,6 +355,8 @@ class NengoModel(tf.keras.Model):
         super().compile(
             optimizer=optimizer, loss=by_name(loss), metrics=by_name(metrics), **kwargs
         )
+        # gradients() traces the compiled loss
+        self._gradients_function = None
         # create optimizer slots now: train_step applies gradients inside tf.cond
         self.optimizer.build(self.trainable_variables)
 
@@ -468,25 +471,27 @@ class NengoModel(tf.keras.Model):
         x = self._standardize_x(x)
         n_samples = int(next(iter(x.values())).shape[0])
         y = self._standardize_y(y, n_samples)
-        named = {
-            name: v
-            for name, v in self.nengo_layer.named_variables.items()
-            if v.trainable
-        }
         self.nengo_layer.prepare(n_samples)
-
-        @tf.function
-        def compute(x, y, sample_weight):
-            with tf.GradientTape() as tape:
-                y_pred = self(x, training=True)
-                loss = self.compute_loss(x, y, y_pred, sample_weight)
-            grads = tape.gradient(loss, named)
-            return {
-                name: tf.zeros_like(named[name]) if g is None else g
-                for name, g in grads.items()
+        if self._gradients_function is None:
+            named = {
+                name: v
+                for name, v in self.nengo_layer.named_variables.items()
+                if v.trainable
             }
 
-        return compute(x, y, sample_weight)
+            @tf.function
+            def compute(x, y, sample_weight):
+                with tf.GradientTape() as tape:
+                    y_pred = self(x, training=True)
+                    loss = self.compute_loss(x, y, y_pred, sample_weight)
+                grads = tape.gradient(loss, named)
+                return {
+                    name: tf.zeros_like(named[name]) if g is None else g
+                    for name, g in grads.items()
+                }
+
+            self._gradients_function = compute
+        return self._gradients_function(x, y, sample_weight)
 
     # -- named weights ------------------------------------------------------------
 
