@@ -5,44 +5,99 @@ TensorFlow >= 2.16 with tf-keras, Nengo 4 and NumPy 2. This module is the only
 place that deals with that gap:
 
 - it selects Keras 2 (``TF_USE_LEGACY_KERAS=1``) before TensorFlow resolves
-  ``tf.keras``, and refuses to continue if ``tf.keras`` is already Keras 3;
+  ``tf.keras`` (also when TensorFlow itself was imported first, as isort orders
+  imports), and refuses to continue if ``tf.keras`` is already Keras 3;
 - it imports NengoDL with ``keras`` temporarily resolving to tf-keras, so that
   NengoDL's ``keras.engine.functional`` and ``keras.layers.BatchNormalizationV1``
   imports find tf-keras's classes (Keras 3 stays untouched for everyone else);
 - it imports keras-tuner the same way, so that it runs in its tf.keras mode and
-  accepts tf-keras models;
-- it mends what NengoDL 3.6.0 gets wrong with Nengo 4 and NumPy 2.
+  accepts tf-keras models, and refuses to continue if keras-tuner was already
+  imported in its Keras 3 mode;
+- it mends what NengoDL 3.6.0 and Nengo 4.1 get wrong with Nengo 4 and NumPy 2
+  (`_fix_linear_filter_builder`, `_fix_vendored_scipy`).
+
+Importing it has these effects only; it exports ``tf``, ``nengo_dl`` and
+``keras_tuner`` for the rest of keras_nengo.
 """
 
 import contextlib
+import functools
+import importlib
 import os
 import sys
 import types
 import warnings
 
-_FIX_HINT = (
-    "Import keras_nengo before TensorFlow/Keras/keras_tuner (`import keras_nengo` "
-    "as the first import), or set the environment variable "
-    "TF_USE_LEGACY_KERAS=1 before starting Python."
-)
+import numpy as np
+
+# Values of TF_USE_LEGACY_KERAS for which TensorFlow routes tf.keras to tf-keras.
+_LEGACY_KERAS_ON = ("true", "True", "1")
+
+
+def _check_keras_tuner_mode():
+    """Raise if keras_tuner was already imported in its Keras 3 mode.
+
+    keras-tuner picks its mode once, at import, from the ``keras`` package it
+    finds (Keras 3 on TF >= 2.16); in that mode it rejects tf-keras models.
+    ``TF_USE_LEGACY_KERAS`` does not change that, so the only fix is the
+    import order.
+    """
+    config = sys.modules.get("keras_tuner.src.backend.config")
+    if config is None or not config.multi_backend():
+        return
+    raise RuntimeError(
+        "keras_tuner was imported before keras_nengo, so it runs in its Keras 3 "
+        "mode and rejects tf-keras models such as keras_nengo's. Received: "
+        f"keras_tuner using keras {config.keras.version()}. Expected: keras_tuner "
+        "in its tf.keras mode. Fix: put `import keras_nengo` before "
+        "`import keras_tuner` (setting TF_USE_LEGACY_KERAS does not change "
+        "keras_tuner's mode)."
+    )
 
 
 def _select_legacy_keras():
-    """Make ``tf.keras`` resolve to tf-keras (Keras 2) and return ``tf``."""
+    """Make ``tf.keras`` resolve to tf-keras (Keras 2) and return ``tf``.
+
+    Raises
+    ------
+    ImportError
+        If ``tf.keras`` is Keras 3 even so: it was resolved before this module
+        ran, or the user set ``TF_USE_LEGACY_KERAS`` to a false value.
+    """
+    user_value = os.environ.get("TF_USE_LEGACY_KERAS")
+    tf_imported_without_legacy_keras = (
+        "tensorflow" in sys.modules and user_value not in _LEGACY_KERAS_ON
+    )
+    # setdefault: an explicit user choice is reported below, not overridden.
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     keras_module = tf.keras.Model.__module__
-    if not keras_module.startswith("tf_keras"):
-        raise ImportError(
-            "keras_nengo needs tf.keras to be tf-keras (Keras 2), but tf.keras "
-            f"already resolved to Keras 3. Received: tf.keras.Model from {keras_module!r} "
-            f"(TF_USE_LEGACY_KERAS={os.environ.get('TF_USE_LEGACY_KERAS')!r}). "
-            + _FIX_HINT
-        )
-    return tf
+    if keras_module.startswith("tf_keras"):
+        if tf_imported_without_legacy_keras:
+            # TensorFlow fixes where the *module* ``tensorflow.keras`` comes from
+            # when it is imported (Keras 3 here), while the attribute ``tf.keras``
+            # resolves on first use (tf-keras, checked above). keras-tuner does
+            # `from tensorflow.keras import *`: make both mean tf-keras.
+            sys.modules.setdefault(
+                "tensorflow.keras", importlib.import_module("tf_keras.api._v2.keras")
+            )
+        return tf
+
+    if user_value is None or user_value in _LEGACY_KERAS_ON:
+        cause = "TensorFlow resolved tf.keras before keras_nengo was imported"
+        fix = "put `import keras_nengo` before importing tensorflow or keras"
+    else:
+        cause = f"TF_USE_LEGACY_KERAS={user_value!r} makes TensorFlow use Keras 3"
+        fix = "set TF_USE_LEGACY_KERAS=1 (or unset it) before starting Python"
+    raise ImportError(
+        f"keras_nengo needs tf.keras to be tf-keras (Keras 2), but it is Keras 3: "
+        f"{cause}. Received: tf.keras.Model from {keras_module!r}, "
+        f"TF_USE_LEGACY_KERAS={user_value!r} before keras_nengo was imported. "
+        f"Expected: tf.keras.Model from 'tf_keras'. Fix: {fix}."
+    )
 
 
 @contextlib.contextmanager
@@ -54,10 +109,10 @@ def _keras_is_tf_keras():
     NengoDL-specific submodules) point to tf-keras; afterwards the previous
     modules are restored, so Keras 3 users are unaffected.
     """
-    import tf_keras  # pylint: disable=import-outside-toplevel
-    from tf_keras.src import engine  # pylint: disable=import-outside-toplevel
-    from tf_keras.src import layers  # pylint: disable=import-outside-toplevel
-    from tf_keras.src.engine import functional  # pylint: disable=import-outside-toplevel
+    # pylint: disable=import-outside-toplevel
+    import tf_keras
+    from tf_keras.src import engine, layers
+    from tf_keras.src.engine import functional
 
     keras_layers = types.ModuleType("keras.layers")
     keras_layers.__dict__.update(vars(tf_keras.layers))
@@ -97,23 +152,94 @@ def _import_nengo_dl():
 
 
 def _import_keras_tuner():
-    existing = sys.modules.get("keras_tuner")
-    if existing is not None:
-        from keras_tuner.src.backend import config  # pylint: disable=import-outside-toplevel
-
-        if config.multi_backend():
-            raise RuntimeError(
-                "keras_tuner was imported before keras_nengo and runs in Keras 3 "
-                "mode, where it rejects tf-keras models such as NengoModel. "
-                "Received: keras_tuner backend=Keras 3. " + _FIX_HINT
-            )
-        return existing
+    if "keras_tuner" in sys.modules:
+        return sys.modules["keras_tuner"]
     with _keras_is_tf_keras():
         import keras_tuner  # pylint: disable=import-outside-toplevel
 
     return keras_tuner
 
 
+class _NumpyWithRemovedFunctions(types.ModuleType):
+    """``numpy``, plus the functions NumPy 2 removed that Nengo's vendored SciPy
+    code still calls (``in1d``: removed in 2.4; ``find_common_type``: in 2.0).
+
+    Used as the ``np`` of those vendored modules only; the real ``numpy`` module
+    is not modified.
+    """
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    @staticmethod
+    def in1d(ar1, ar2, assume_unique=False, invert=False):
+        """``np.in1d``, as NumPy documented it: ``np.isin(...).ravel()``."""
+        return np.isin(ar1, ar2, assume_unique=assume_unique, invert=invert).ravel()
+
+    @staticmethod
+    def find_common_type(array_types, scalar_types):
+        """``np.find_common_type`` for the vendored callers, which pass no
+        scalar types (NumPy's documented replacement is ``np.result_type``)."""
+        return np.result_type(*array_types, *scalar_types)
+
+
+def _fix_vendored_scipy():
+    """Let Nengo's vendored ``expm`` run on NumPy 2.
+
+    ``nengo.LinearFilter`` discretizes analog filters with ``cont2discrete``,
+    which calls Nengo's vendored copy of SciPy's ``expm``. For matrices with 200
+    or more states (e.g. an LMU memory) that estimates 1-norms, calling
+    ``np.in1d`` and ``np.find_common_type``, both removed from NumPy 2.
+    """
+    # pylint: disable=import-outside-toplevel
+    from nengo._vendor.scipy.sparse import (
+        linalg_expm,
+        linalg_interface,
+        linalg_onenormest,
+    )
+
+    numpy_with_removed_functions = _NumpyWithRemovedFunctions("numpy")
+    for module in (linalg_expm, linalg_interface, linalg_onenormest):
+        module.np = numpy_with_removed_functions
+
+
+def _fix_linear_filter_builder():
+    """Give NengoDL's ``LinearFilter`` builder the step shapes of Nengo 3.
+
+    Nengo 4's filter steps reshape the passthrough ``D`` from ``(1,)`` to
+    ``(1, 1)``. NengoDL 3.6.0's ``LinearFilterBuilder.build_pre`` indexes ``D``
+    as a vector, so building a filter with a passthrough (``NoX``, ``General``
+    steps: any ``LinearFilter`` whose numerator is as long as its denominator)
+    fails its shape assertions. Its ``A``, ``B`` and ``C`` shapes did not change.
+    """
+    # pylint: disable=import-outside-toplevel
+    from nengo.synapses import LinearFilter
+    from nengo_dl.process_builders import LinearFilterBuilder
+
+    nengo_make_step = LinearFilter.make_step
+    nengo_dl_build_pre = LinearFilterBuilder.build_pre
+
+    def make_step_with_vector_d(self, *args, **kwargs):
+        step = nengo_make_step(self, *args, **kwargs)
+        step.D = step.D.reshape(-1)
+        return step
+
+    @functools.wraps(nengo_dl_build_pre)
+    def build_pre(self, signals, config):
+        # Swapped only while NengoDL creates its steps, so Nengo's own simulator
+        # keeps Nengo 4's shapes.
+        LinearFilter.make_step = make_step_with_vector_d
+        try:
+            nengo_dl_build_pre(self, signals, config)
+        finally:
+            LinearFilter.make_step = nengo_make_step
+
+    LinearFilterBuilder.build_pre = build_pre
+
+
+_check_keras_tuner_mode()
 tf = _select_legacy_keras()
 nengo_dl = _import_nengo_dl()
 keras_tuner = _import_keras_tuner()
+_fix_vendored_scipy()
+_fix_linear_filter_builder()
