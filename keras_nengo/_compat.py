@@ -24,6 +24,7 @@ import contextlib
 import functools
 import importlib
 import os
+import subprocess
 import sys
 import types
 import warnings
@@ -137,10 +138,51 @@ def _keras_is_tf_keras():
                 sys.modules[name] = module
 
 
+def _could_have_gpu():
+    """False when no GPU can be visible to TensorFlow, without initialising it."""
+    import glob  # pylint: disable=import-outside-toplevel
+
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    if not tf.test.is_built_with_cuda() and not tf.test.is_built_with_rocm():
+        return False
+    # CUDA and ROCm GPUs need their driver's device nodes
+    return bool(glob.glob("/dev/nvidia[0-9]*") or glob.glob("/dev/kfd"))
+
+
+@contextlib.contextmanager
+def _gpu_check_without_subprocess():
+    """Answer NengoDL's import-time GPU check in-process when there is no GPU.
+
+    ``nengo_dl.utils`` starts a second Python that imports TensorFlow just to
+    list GPUs (doing it in-process would initialise the devices too early),
+    which adds several seconds to every import. Without a CUDA/ROCm build or
+    a GPU device node the answer is known to be "no GPU"; otherwise the
+    subprocess runs as NengoDL intends.
+    """
+    original = subprocess.call
+
+    def call(args, *rest, **kwargs):
+        command = args[-1] if isinstance(args, (list, tuple)) and args else ""
+        if (
+            isinstance(command, str)
+            and "list_physical_devices('GPU')" in command
+            and not _could_have_gpu()
+        ):
+            return 1  # the child's exit status for "no GPU"
+        return original(args, *rest, **kwargs)
+
+    subprocess.call = call
+    try:
+        yield
+    finally:
+        subprocess.call = original
+
+
 def _import_nengo_dl():
     if "nengo_dl" in sys.modules:
         return sys.modules["nengo_dl"]
-    with _keras_is_tf_keras(), warnings.catch_warnings():
+    with _keras_is_tf_keras(), _gpu_check_without_subprocess(), warnings.catch_warnings():
         # NengoDL 3.6.0 warns that it was only tested up to Nengo 3.2; running it
         # on Nengo 4 is exactly what this module makes work.
         warnings.filterwarnings(

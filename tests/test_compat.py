@@ -343,3 +343,16 @@ def test_numpy_with_removed_functions():
     assert linalg_interface._get_dtype([float32_op]) == np.float32
     # the real numpy module is left alone
     assert getattr(importlib.import_module("numpy"), "in1d", None) is not fixed.in1d
+
+
+def test_gpu_check_answered_without_a_subprocess():
+    if _compat._could_have_gpu():
+        pytest.skip("this machine may have a GPU: NengoDL's own check runs")
+    assert nengo_dl.utils.tf_gpu_installed is False
+    check = "import tensorflow as tf; tf.config.list_physical_devices('GPU')"
+    with _compat._gpu_check_without_subprocess():
+        # answered at once (no second Python importing TensorFlow)
+        assert subprocess.call([sys.executable, "-c", check]) == 1
+        # any other command still runs
+        assert subprocess.call([sys.executable, "-c", "raise SystemExit(3)"]) == 3
+    assert subprocess.call is not None and subprocess.call.__module__ == "subprocess"
