@@ -56,6 +56,26 @@ def _check_keras_tuner_mode():
     )
 
 
+@contextlib.contextmanager
+def native_stderr_to_devnull():
+    """Point the C-level stderr (fd 2) to /dev/null while the block runs.
+
+    TensorFlow's C++ code logs a few lines while it loads (oneDNN, CUDA stubs)
+    before its logging reads ``TF_CPP_MIN_LOG_LEVEL``, and one more when the
+    first op initialises the devices. Python exceptions are unaffected.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(devnull)
+        os.close(saved)
+
+
 def _select_legacy_keras():
     """Make ``tf.keras`` resolve to tf-keras (Keras 2) and return ``tf``.
 
@@ -73,7 +93,11 @@ def _select_legacy_keras():
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    # honour TF_CPP_MIN_LOG_LEVEL (unless the user asked for everything, 0) for
+    # the lines TensorFlow prints while loading, before its logging reads it
+    quiet = os.environ["TF_CPP_MIN_LOG_LEVEL"] not in ("", "0")
+    with native_stderr_to_devnull() if quiet else contextlib.nullcontext():
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     keras_module = tf.keras.Model.__module__
     if keras_module.startswith("tf_keras"):

@@ -91,23 +91,16 @@ def _quiet_tensorflow():
     a GPU the CUDA runtime prints an error line for that; it is noise here, so
     that first op runs while the C-level stderr points to /dev/null.
     """
-    import os  # pylint: disable=import-outside-toplevel
-    import sys  # pylint: disable=import-outside-toplevel
-
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    from keras_nengo._compat import (  # pylint: disable=import-outside-toplevel
+        native_stderr_to_devnull,
+    )
 
     tf.get_logger().setLevel("ERROR")
     tf.autograph.set_verbosity(0)
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
+    with native_stderr_to_devnull():
         tf.constant(0.0).numpy()
-    finally:
-        os.dup2(saved, 2)
-        os.close(devnull)
-        os.close(saved)
 
 
 def stack_versions() -> dict:

@@ -39,3 +39,42 @@ def test_unknown_option_fails():
     )
     assert result.returncode == 2
     assert "unrecognized arguments: --bogus" in result.stderr
+
+
+@pytest.mark.slow
+def test_demo_runs_quietly(tmp_path):
+    png = tmp_path / "demo.png"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "keras_nengo.cli",
+            "demo",
+            "--epochs",
+            "1",
+            "--train-samples",
+            "256",
+            "--log-dir",
+            str(tmp_path / "logs"),
+            "--out",
+            str(png),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Spiking test error before training:" in out
+    assert "Spiking test error after training:" in out
+    assert "d output / d input" in out and "square/encoders" in out
+    assert f"tensorboard --logdir {tmp_path / 'logs'}" in out
+    assert png.stat().st_size > 10_000
+    assert (tmp_path / "logs" / "train").is_dir()
+    noise = [
+        line
+        for line in result.stderr.splitlines()
+        if line[:5] in ("I0000", "W0000", "E0000") or "absl::InitializeLog" in line
+    ]
+    assert noise == []

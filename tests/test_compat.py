@@ -356,3 +356,16 @@ def test_gpu_check_answered_without_a_subprocess():
         # any other command still runs
         assert subprocess.call([sys.executable, "-c", "raise SystemExit(3)"]) == 3
     assert subprocess.call is not None and subprocess.call.__module__ == "subprocess"
+
+
+def test_import_prints_nothing():
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import keras_nengo"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "" and result.stdout == ""
