@@ -195,28 +195,30 @@ class NengoModel(tf.keras.Model):
 
     # -- data ---------------------------------------------------------------------
 
+    @staticmethod
+    def _by_name(data, names, key_to_name, kind, noun):
+        """``data`` as array, list (in ``names`` order) or dict -> ``{name: value}``."""
+        if isinstance(data, dict):
+            return {key_to_name(key): value for key, value in data.items()}
+        if isinstance(data, (list, tuple)):
+            if len(data) != len(names):
+                raise ValueError(
+                    f"Expected a list of {len(names)} arrays, one per {kind} "
+                    f"{names}. Received: a list of {len(data)} items."
+                )
+            return dict(zip(names, data))
+        if len(names) != 1:
+            letter = "x" if kind == "input" else "y"
+            raise ValueError(
+                f"This model has {len(names)} {kind}s {names}, so {letter} must be a "
+                f"dict keyed by {noun} or name (or a list). Received: "
+                f"{_describe(data)}."
+            )
+        return {names[0]: data}
+
     def _standardize_x(self, x):
         """Turn the accepted forms of ``x`` into ``{input name: array}``."""
-        if isinstance(x, dict):
-            data = {}
-            for key, value in x.items():
-                data[self._input_key(key)] = value
-        elif isinstance(x, (list, tuple)):
-            if len(x) != len(self.input_names):
-                raise ValueError(
-                    f"Expected a list of {len(self.input_names)} arrays, one per input "
-                    f"{self.input_names}. Received: a list of {len(x)} items."
-                )
-            data = dict(zip(self.input_names, x))
-        else:
-            if len(self.input_names) != 1:
-                raise ValueError(
-                    f"This model has {len(self.input_names)} inputs "
-                    f"{self.input_names}, so x must be a dict keyed by Node or name "
-                    f"(or a list). Received: {_describe(x)}."
-                )
-            data = {self.input_names[0]: x}
-
+        data = self._by_name(x, self.input_names, self._input_key, "input", "Node")
         missing = [name for name in self.input_names if name not in data]
         if missing:
             raise ValueError(
@@ -250,23 +252,7 @@ class NengoModel(tf.keras.Model):
         """Turn the accepted forms of ``y`` into an array or ``{name: array}``."""
         if y is None:
             return None
-        if isinstance(y, dict):
-            data = {self._output_key(key): value for key, value in y.items()}
-        elif isinstance(y, (list, tuple)):
-            if len(y) != len(self.output_names):
-                raise ValueError(
-                    f"Expected a list of {len(self.output_names)} arrays, one per "
-                    f"output {self.output_names}. Received: a list of {len(y)} items."
-                )
-            data = dict(zip(self.output_names, y))
-        else:
-            if len(self.output_names) != 1:
-                raise ValueError(
-                    f"This model has {len(self.output_names)} outputs "
-                    f"{self.output_names}, so y must be a dict keyed by Probe or "
-                    f"name (or a list). Received: {_describe(y)}."
-                )
-            data = {self.output_names[0]: y}
+        data = self._by_name(y, self.output_names, self._output_key, "output", "Probe")
         for name, probe in zip(self.output_names, self.output_probes):
             if name not in data:
                 continue
@@ -291,13 +277,9 @@ class NengoModel(tf.keras.Model):
 
     def _to_call_inputs(self, x):
         """Inside ``call``: accept a dict, list or single tensor."""
-        if isinstance(x, dict):
-            return {self._input_key(key): value for key, value in x.items()}
-        if isinstance(x, (list, tuple)):
-            return dict(zip(self.input_names, x))
         if x is None:
             return {}
-        return {self.input_names[0]: x}
+        return self._by_name(x, self.input_names, self._input_key, "input", "Node")
 
     def _use_minibatch_size(self, size):
         """Make traced functions use NengoDL graphs of ``size`` samples."""
