@@ -126,6 +126,30 @@ def _select(output, indices):
     return tf.gather(output, indices, axis=1)
 
 
+def _backward_rows(tape, target, sources, cotangent, n_rows):
+    """One backward pass per row index, in-graph: ``[(n_rows, *source.shape)]``.
+
+    ``cotangent(index)`` is the output gradient of ``target`` for row ``index``;
+    ``tape`` must be persistent.
+    """
+    signature = [tf.TensorSpec(source.shape, source.dtype) for source in sources]
+
+    def row(index):
+        return tape.gradient(
+            target,
+            sources,
+            output_gradients=cotangent(index),
+            unconnected_gradients=tf.UnconnectedGradients.ZERO,
+        )
+
+    return tf.map_fn(
+        row,
+        tf.range(n_rows),
+        fn_output_signature=signature,
+        parallel_iterations=_PARALLEL_ROWS,
+    )
+
+
 def _input_reverse(function, inputs, wrt, indices, out_dim):
     """Reverse mode: one forward pass, one backward pass per output row."""
     batch = inputs[wrt[0]].shape[0]
@@ -135,24 +159,16 @@ def _input_reverse(function, inputs, wrt, indices, out_dim):
             tape.watch(inputs[name])
         out = function(inputs)
         selected = tf.reshape(_select(out, indices), (batch, rows))
-    signature = [tf.TensorSpec(inputs[name].shape, inputs[name].dtype) for name in wrt]
-
-    def row(index):
-        # samples are independent, so the gradient of output row `index` summed
-        # over the batch holds each sample's own row
-        cotangent = tf.tile(tf.one_hot(index, rows, dtype=selected.dtype)[None], (batch, 1))
-        return tape.gradient(
-            selected,
-            [inputs[name] for name in wrt],
-            output_gradients=cotangent,
-            unconnected_gradients=tf.UnconnectedGradients.ZERO,
-        )
-
-    grads = tf.map_fn(
-        row,
-        tf.range(rows),
-        fn_output_signature=signature,
-        parallel_iterations=_PARALLEL_ROWS,
+    # samples are independent, so the gradient of output row `r` summed over the
+    # batch holds each sample's own row
+    grads = _backward_rows(
+        tape,
+        selected,
+        [inputs[name] for name in wrt],
+        lambda index: tf.tile(
+            tf.one_hot(index, rows, dtype=selected.dtype)[None], (batch, 1)
+        ),
+        rows,
     )
     result = {}
     for name, grad in zip(wrt, grads):
@@ -228,24 +244,14 @@ def _weight_reverse(function, inputs, variables, indices):
         selected = _select(out, indices)
     batch, n_out, out_dim = selected.shape
     n_rows = batch * n_out * out_dim
-    signature = [tf.TensorSpec(variables[n].shape, variables[n].dtype) for n in names]
-
-    def row(index):
-        cotangent = tf.reshape(
+    rows = _backward_rows(
+        tape,
+        selected,
+        [variables[name] for name in names],
+        lambda index: tf.reshape(
             tf.one_hot(index, n_rows, dtype=selected.dtype), (batch, n_out, out_dim)
-        )
-        return tape.gradient(
-            selected,
-            [variables[name] for name in names],
-            output_gradients=cotangent,
-            unconnected_gradients=tf.UnconnectedGradients.ZERO,
-        )
-
-    rows = tf.map_fn(
-        row,
-        tf.range(n_rows),
-        fn_output_signature=signature,
-        parallel_iterations=_PARALLEL_ROWS,
+        ),
+        n_rows,
     )
     result = {
         name: tf.reshape(grad, (batch, n_out, out_dim) + tuple(variables[name].shape))
