@@ -92,7 +92,6 @@ class JacobianNormLogger(tf.keras.callbacks.Callback):
     def _reset_runtime(self):
         self._writer = None
         self._compute = None
-        self._x = None
         self._resolved_log_dir = None
 
     def __deepcopy__(self, memo):
@@ -128,31 +127,23 @@ class JacobianNormLogger(tf.keras.callbacks.Callback):
             )
         super().set_model(model)
         self._reset_runtime()
-        # validate x, wrt and output now, before any training
-        self._x = model._standardize_x(self.x)
         self._compute = self._build()
-        self._latest = None
 
     def _build(self):
         model = self.model
-        x = {
-            name: tf.constant(value, model.nengo_layer.dtype)
-            for name, value in self._x.items()
-        }
-        jacobians = model.jacobian(
-            x, wrt=self.wrt, output=self.output, steps=self.steps
+        # resolves (and so checks) x, wrt, output and steps before any training
+        request = model._jacobian_request(
+            self.x, self.wrt, self.output, self.steps, training=True
         )
-        if not isinstance(jacobians, dict):
-            jacobians = {self.wrt[0]: jacobians}
-        names = sorted(jacobians)
+        x = request.data
+        names = sorted(request.wrt_inputs + request.wrt_weights)
 
         @tf.function
         def compute():
+            # a list wrt always gives a dict keyed by input/weight name
             result = model.jacobian(
                 x, wrt=self.wrt, output=self.output, steps=self.steps
             )
-            if not isinstance(result, dict):
-                result = {names[0]: result}
             values = {}
             for name in names:
                 for norm in self.norms:

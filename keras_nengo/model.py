@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import copy
 import warnings
 
@@ -15,6 +16,11 @@ from keras_nengo._compat import nengo_dl
 from keras_nengo.layer import _SUPPORTED_DTYPES, NengoLayer
 
 _DEFAULT_BATCH_SIZE = 32
+
+_JacobianRequest = collections.namedtuple(
+    "_JacobianRequest",
+    "data output_name wrt_inputs wrt_weights indices squeeze single",
+)
 
 
 def _describe(value):
@@ -673,25 +679,12 @@ class NengoModel(tf.keras.Model):
             path that cannot be differentiated (a Python Node function, or
             spiking neurons with ``training=False``), naming the blocking object.
         """
-        from keras_nengo import jacobian as jacobian_module
-
-        output_name = self._jacobian_output(output)
-        probe = self.output_probes[self.output_names.index(output_name)]
-        if not self.input_names:
-            raise ValueError(
-                "jacobian needs data inputs, but this network has none. Add an "
-                "input Node (size_in=0) fed from data."
-            )
-        data = {
-            name: tf.convert_to_tensor(value, dtype=self.nengo_layer.dtype)
-            for name, value in self._standardize_x(x).items()
-        }
-        n_steps = int(next(iter(data.values())).shape[1])
+        request = self._jacobian_request(x, wrt, output, steps, training)
+        data, output_name = request.data, request.output_name
+        wrt_inputs, wrt_weights = request.wrt_inputs, request.wrt_weights
+        indices = request.indices
         if tf.executing_eagerly():
             self.nengo_layer.prepare(next(iter(data.values())).shape[0])
-        indices, squeeze = jacobian_module.output_steps(steps, n_steps)
-        wrt_inputs, wrt_weights, single = self._jacobian_wrt(wrt)
-        self._jacobian_check_path(wrt_inputs, wrt_weights, probe, training)
 
         key = (output_name, tuple(wrt_inputs), tuple(wrt_weights))
         key += (tuple(indices), mode, bool(training))
@@ -706,13 +699,40 @@ class NengoModel(tf.keras.Model):
 
         result = dict(input_jacobians)
         result.update(weight_jacobians)
-        if squeeze:
+        if request.squeeze:
             result = {name: value[:, 0] for name, value in result.items()}
-        if single:
+        if request.single:
             result = next(iter(result.values()))
         if return_outputs:
             return result, outputs
         return result
+
+    def _jacobian_request(self, x, wrt, output, steps, training):
+        """Resolve and check a jacobian request, computing nothing.
+
+        Raises the errors `jacobian` documents, so callers (and
+        JacobianNormLogger, before training) can validate up front.
+        """
+        from keras_nengo import jacobian as jacobian_module
+
+        output_name = self._jacobian_output(output)
+        probe = self.output_probes[self.output_names.index(output_name)]
+        if not self.input_names:
+            raise ValueError(
+                "jacobian needs data inputs, but this network has none. Add an "
+                "input Node (size_in=0) fed from data."
+            )
+        data = {
+            name: tf.convert_to_tensor(value, dtype=self.nengo_layer.dtype)
+            for name, value in self._standardize_x(x).items()
+        }
+        n_steps = int(next(iter(data.values())).shape[1])
+        indices, squeeze = jacobian_module.output_steps(steps, n_steps)
+        wrt_inputs, wrt_weights, single = self._jacobian_wrt(wrt)
+        self._jacobian_check_path(wrt_inputs, wrt_weights, probe, training)
+        return _JacobianRequest(
+            data, output_name, wrt_inputs, wrt_weights, indices, squeeze, single
+        )
 
     def _jacobian_function(
         self, output_name, wrt_inputs, wrt_weights, indices, mode, training
