@@ -31,7 +31,7 @@ import keras_nengo as kn  # noqa: E402  (first: selects tf-keras)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_nengo.benchmarks import tutorial_network  # noqa: E402
+from keras_nengo.bench import tutorial_network  # noqa: E402
 from keras_nengo.callbacks import JacobianNormLogger  # noqa: E402
 
 

@@ -23,7 +23,7 @@ import keras_tuner as kt
 import nengo
 import numpy as np
 
-from keras_nengo.benchmarks import tutorial_network
+from keras_nengo.bench import tutorial_network
 from keras_nengo.tuning import NengoHyperModel
 
 NEURON_TYPES = {"lif": nengo.LIF(), "relu": nengo.RectifiedLinear()}

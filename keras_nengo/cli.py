@@ -48,11 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="benchmark NengoModel against nengo_dl.Simulator (fit/predict "
         "throughput, jacobian, JacobianNormLogger overhead, fit memory)",
-        description="Benchmark NengoModel against nengo_dl.Simulator and "
-        "hand-written Jacobian code on the tutorial network, NengoDL's integrator "
-        "and cconv benchmark networks and a 2x1000-neuron LIF net; prints one "
-        "table row per figure with the ratio and its target. Medians over "
-        "repeats, same-run ratios.",
+        description="Benchmark NengoModel against nengo_dl.Simulator, the same "
+        "maths hand-written in one tf.function, and hand-written Jacobian code "
+        "on the tutorial network, NengoDL's integrator and cconv benchmark "
+        "networks, a 2x1000-neuron LIF net, Linear(n x n)+LIF over 100 steps "
+        "and an SPA-style net with two CircularConvolutions; prints one table "
+        "row per figure with the ratio and its target. Medians over repeats, "
+        "same-run ratios.",
     )
     bench.add_argument(
         "--quick",
@@ -67,7 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--networks",
         metavar="A,B",
         help="comma-separated subset of tutorial, integrator, cconv, ff_2x1000, "
-        "jac_2x200 (default: all)",
+        "linear_lif_512, linear_lif_2048, spa_cconv2, jac_2x200 (default: all)",
+    )
+    bench.add_argument(
+        "--peers",
+        action="store_true",
+        help="also time snnTorch and Norse on the Linear+LIF shape (when installed)",
     )
     return parser
 
@@ -143,21 +150,26 @@ def main(argv: list[str] | None = None) -> int:
         import json  # pylint: disable=import-outside-toplevel
         import time  # pylint: disable=import-outside-toplevel
 
-        from keras_nengo import benchmarks  # pylint: disable=import-outside-toplevel
+        from keras_nengo import (  # pylint: disable=import-outside-toplevel
+            bench as benchmarks,
+        )
 
         networks = args.networks.split(",") if args.networks else None
-        unknown = sorted(set(networks or ()) - set(benchmarks.ALL_NETWORKS))
+        known = benchmarks.all_networks(
+            benchmarks.QUICK if args.quick else benchmarks.FULL
+        )
+        unknown = sorted(set(networks or ()) - set(known))
         if unknown or networks == [""]:
             parser.error(
                 f"unknown benchmark networks {unknown}. Expected comma-separated "
-                f"names from {list(benchmarks.ALL_NETWORKS)}. Received: "
-                f"--networks={args.networks!r}"
+                f"names from {list(known)}. Received: --networks={args.networks!r}"
             )
         _quiet_tensorflow()
         start = time.perf_counter()
         report = benchmarks.run_benchmarks(
             networks=networks,
             quick=args.quick,
+            peers=args.peers,
             log=lambda line: print(f"... {line}", file=sys.stderr, flush=True),
         )
         print(benchmarks.format_table(report))

@@ -36,7 +36,7 @@ def run_demo(
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     import keras_nengo as kn  # pylint: disable=import-outside-toplevel
-    from keras_nengo.benchmarks import (  # pylint: disable=import-outside-toplevel
+    from keras_nengo.bench import (  # pylint: disable=import-outside-toplevel
         tutorial_network,
     )
     from keras_nengo.callbacks import (  # pylint: disable=import-outside-toplevel

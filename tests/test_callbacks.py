@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import keras_nengo as kn
-from keras_nengo.benchmarks import tutorial_network
+from keras_nengo.bench import tutorial_network
 from keras_nengo.callbacks import JacobianNormLogger
 
 

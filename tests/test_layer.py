@@ -7,7 +7,7 @@ import tensorflow as tf
 from conftest import assert_close
 
 from keras_nengo import NengoLayer
-from keras_nengo.benchmarks import tutorial_network
+from keras_nengo.bench import tutorial_network
 
 
 @pytest.fixture

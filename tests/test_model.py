@@ -10,7 +10,7 @@ from conftest import assert_close
 
 import keras_nengo as kn
 from keras_nengo._compat import nengo_dl
-from keras_nengo.benchmarks import tutorial_network
+from keras_nengo.bench import tutorial_network
 
 
 def nengo_dl_sim(net, model, minibatch_size):

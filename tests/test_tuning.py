@@ -17,7 +17,7 @@ import tensorflow as tf
 from conftest import assert_close
 
 import keras_nengo as kn
-from keras_nengo.benchmarks import tutorial_network
+from keras_nengo.bench import tutorial_network
 from keras_nengo.tuning import NengoHyperModel, run_distributed
 
 HERE = Path(__file__).parent

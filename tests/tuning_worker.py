@@ -11,7 +11,7 @@ import keras_nengo  # noqa: F401  (first: selects tf-keras for keras_tuner)
 import keras_tuner as kt
 import numpy as np
 
-from keras_nengo.benchmarks import tutorial_network
+from keras_nengo.bench import tutorial_network
 from keras_nengo.tuning import NengoHyperModel
 
 
