@@ -13,6 +13,16 @@ from keras_nengo.version import version as __version__
 
 from keras_nengo import callbacks, tuning  # isort: skip  (kn.callbacks, kn.tuning)
 
+
+def __getattr__(name):
+    # kn.nir needs the optional `nir` package: import it on first use only
+    if name == "nir":
+        import importlib
+
+        return importlib.import_module("keras_nengo.nir")
+    raise AttributeError(f"module 'keras_nengo' has no attribute {name!r}")
+
+
 __all__ = [
     "NengoLayer",
     "NengoModel",

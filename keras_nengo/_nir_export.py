@@ -1,0 +1,371 @@
+"""``nengo.Network`` -> NIR graph (the private half of `keras_nengo.nir`).
+
+Node names are keras_nengo's names (`keras_nengo.naming`) with the
+subnetwork separator ``"/"`` written as ``"."`` (NIR files are HDF5, where
+``"/"`` nests groups):
+
+- input Node ``u`` -> ``Input`` ``u``; passthrough Node ``n`` -> ``Scale`` ``n``
+  (ones: NIR sums the edges arriving at a node);
+- Ensemble ``a`` -> ``Affine`` ``a.encoders`` (scaled encoders, bias) ->
+  ``LIF`` (or ``IF``) ``a`` with ``tau = tau_rc``, ``r = 1``, ``v_leak = 0``,
+  ``v_threshold = 1``, ``v_reset = 0``;
+- Connection ``a_to_b`` -> ``Linear`` ``a_to_b`` (decoders x transform,
+  ``(out, in)``; rows scaled by the gains when it targets ``b.neurons``), then
+  ``LI`` ``a_to_b.synapse`` (``tau``, ``r = 1``, ``v_leak = 0``) for a
+  ``Lowpass`` synapse;
+- Probe ``p`` -> [``Linear`` ``p.decoders``] -> [``LI`` ``p.synapse``] ->
+  ``Output`` ``p``.
+"""
+
+import warnings
+
+import nengo
+import nir
+import numpy as np
+from nengo.transforms import Dense, NoTransform
+
+from keras_nengo._nir_import import IntegrateAndFire
+from keras_nengo.naming import NameTable
+
+
+class NIRExportError(ValueError):
+    """A Nengo object has no exact NIR equivalent."""
+
+
+class _Exporter:
+    def __init__(self, network, named_weights, seed, approximate, spike_area):
+        self.network = network
+        self.table = NameTable(network)
+        self.named = named_weights
+        self.seed = seed
+        self.approximate = approximate
+        self.spike_area = float(spike_area)
+        self.nodes, self.edges = {}, []
+        self._built = None
+
+    # -- values -----------------------------------------------------------------
+
+    @property
+    def built(self):
+        """A Nengo build with the seed keras_nengo uses (for gains, probe decoders)."""
+        if self._built is None:
+            model = nengo.builder.Model(dt=0.001)
+            if self.network.seed is None:
+                if self.seed is None and self.named is not None:
+                    raise ValueError(
+                        "to_nir needs the NengoModel's build seed for the gains of "
+                        "connections into `.neurons` and for the decoders of "
+                        "Ensemble probes, and the network has no seed. Received: "
+                        "seed=None and network.seed=None. Pass to_nir(model, "
+                        "seed=<the seed given to NengoModel>), or build the "
+                        "network with nengo.Network(seed=...)."
+                    )
+                if self.seed is not None:
+                    model.seeds[self.network] = self.seed
+                    model.seeded[self.network] = False
+            nengo.builder.Builder.build(model, self.network)
+            self._built = model
+        return self._built
+
+    def _value(self, obj, attr):
+        if self.named is not None:
+            name = self.table.parameter_name(obj, attr)
+            if name in self.named:
+                return np.asarray(self.named[name], dtype=float)
+        owner = obj.ensemble if isinstance(obj, nengo.ensemble.Neurons) else obj
+        params = self.built.params[owner]
+        value = {
+            "encoders": lambda: params.scaled_encoders,
+            "bias": lambda: params.bias,
+            "weights": lambda: params.weights,
+        }[attr]()
+        return None if value is None else np.asarray(value, dtype=float)
+
+    # -- refusals ---------------------------------------------------------------
+
+    def _inexact(self, obj, lacks, approximation):
+        message = (
+            f"{obj} cannot be exported to NIR exactly: {lacks}. " f"{approximation}"
+        )
+        if not self.approximate:
+            raise NIRExportError(
+                f"{message} Change the network, or pass approximate=True to "
+                "export the approximation with a warning."
+            )
+        warnings.warn(message, stacklevel=4)
+
+    def _neuron(self, ens):
+        neuron_type = ens.neuron_type
+        fix = (
+            "Use keras_nengo.nir.nir_lif(tau_rc) (tau_ref=0, min_voltage=-inf, "
+            "voltage starting at 0)."
+        )
+        name = self._name(ens)
+        if isinstance(neuron_type, nengo.LIF):
+            if neuron_type.tau_ref != 0:
+                self._inexact(
+                    ens,
+                    f"its LIF has tau_ref={neuron_type.tau_ref} and NIR's LIF has no "
+                    "refractory period",
+                    f"With approximate=True the refractory period is dropped. {fix}",
+                )
+            if neuron_type.min_voltage > -np.inf:
+                self._inexact(
+                    ens,
+                    f"its LIF clips the voltage at min_voltage="
+                    f"{neuron_type.min_voltage} and NIR's LIF has no voltage floor",
+                    f"With approximate=True the floor is dropped. {fix}",
+                )
+            if not _starts_at_zero(neuron_type):
+                self._inexact(
+                    ens,
+                    "its LIF voltages start at random values and NIR neurons start "
+                    "at rest (no initial state)",
+                    f"With approximate=True they start at 0. {fix}",
+                )
+            return self._lif(name, ens, neuron_type.tau_rc, neuron_type.amplitude)
+        if isinstance(neuron_type, IntegrateAndFire):
+            if not _starts_at_zero(neuron_type):
+                self._inexact(
+                    ens,
+                    "its voltages start at random values and NIR neurons start at "
+                    "rest (no initial state)",
+                    "With approximate=True they start at 0.",
+                )
+            return self._if(name, ens.n_neurons, neuron_type.amplitude)
+        if isinstance(neuron_type, nengo.LIFRate):
+            self._inexact(
+                ens,
+                f"NIR has no rate neurons and {type(neuron_type).__name__} is one",
+                "With approximate=True it becomes a spiking LIF with the same "
+                "tau_rc (same mean rate when tau_ref=0).",
+            )
+            return self._lif(name, ens, neuron_type.tau_rc, neuron_type.amplitude)
+        if isinstance(
+            neuron_type, (nengo.RectifiedLinear, nengo.SpikingRectifiedLinear)
+        ):
+            self._inexact(
+                ens,
+                f"NIR has no {type(neuron_type).__name__}: its IF resets to v_reset "
+                "and emits one spike per step, Nengo's subtracts the threshold "
+                "(and RectifiedLinear does not spike)",
+                "With approximate=True it becomes an IF node (same rate "
+                "max(J, 0) up to one spike per step).",
+            )
+            return self._if(name, ens.n_neurons, neuron_type.amplitude)
+        raise NIRExportError(
+            f"{ens} has neuron type {type(neuron_type).__name__}, which NIR cannot "
+            "express (NIR neurons: LIF, IF, CubaLIF). Use nengo.LIF "
+            "(keras_nengo.nir.nir_lif) neurons."
+        )
+
+    # -- graph pieces -----------------------------------------------------------
+
+    def _name(self, obj):
+        return self.table.name(obj).replace("/", ".")
+
+    def _add(self, name, node):
+        if name in self.nodes:
+            raise ValueError(
+                f"Two NIR nodes would be named {name!r}. Relabel the Nengo object "
+                f"whose label is {name!r}."
+            )
+        self.nodes[name] = node
+
+    def _lif(self, name, ens, tau_rc, amplitude):
+        ones = np.ones(ens.n_neurons)
+        self._add(
+            name,
+            nir.LIF(
+                tau=tau_rc * ones,
+                r=ones.copy(),
+                v_leak=0 * ones,
+                v_threshold=ones.copy(),
+                v_reset=0 * ones,
+            ),
+        )
+        return amplitude
+
+    def _if(self, name, n_neurons, amplitude):
+        ones = np.ones(n_neurons)
+        self._add(name, nir.IF(r=ones, v_threshold=ones.copy(), v_reset=0 * ones))
+        return amplitude
+
+    def _synapse(self, name, source, synapse, obj):
+        """Edge ``source -> LI`` for a Lowpass; returns the new source name."""
+        if synapse is None or (isinstance(synapse, nengo.Lowpass) and synapse.tau == 0):
+            return source
+        if type(synapse) is not nengo.Lowpass:
+            raise NIRExportError(
+                f"{obj} has synapse {synapse}, and NIR's only filter is the "
+                "first-order LI (nengo.Lowpass). Use a Lowpass synapse, or None."
+            )
+        size = self.nodes[source].output_type["output"]
+        ones = np.ones(tuple(int(s) for s in size))
+        self._add(name, nir.LI(tau=synapse.tau * ones, r=ones.copy(), v_leak=0 * ones))
+        self.edges.append((source, name))
+        return name
+
+    def export(self):
+        amplitude = {}
+        for ens in self.network.all_ensembles:
+            name = self._name(ens)
+            amplitude[ens] = self._neuron(ens)
+            encoders = self._value(ens, "encoders")
+            bias = self._value(ens.neurons, "bias")
+            self._add(f"{name}.encoders", nir.Affine(weight=encoders, bias=bias))
+            self.edges.append((f"{name}.encoders", name))
+        for node in self.network.all_nodes:
+            self._node(node)
+        for conn in self.network.all_connections:
+            self._connection(conn, amplitude)
+        for probe in self.network.all_probes:
+            self._probe(probe, amplitude)
+        return nir.NIRGraph(
+            nodes=self.nodes,
+            edges=self.edges,
+            metadata={"source": "keras_nengo"},
+        )
+
+    def _node(self, node):
+        name = self._name(node)
+        if node.size_in == 0:
+            self._add(name, nir.Input(input_type=np.array([node.size_out])))
+        elif node.output is None:
+            self._add(name, nir.Scale(np.ones(node.size_out)))
+        else:
+            raise NIRExportError(
+                f"{node} computes a Python function, and NIR has no place for "
+                "code. Replace it with Connections/Ensembles, or compute it outside "
+                "the graph (feed it as an input)."
+            )
+
+    def _port(self, obj, side):
+        """(NIR node name, full size) where a connection leaves or arrives."""
+        if isinstance(obj, nengo.Ensemble):
+            name = self._name(obj)
+            return (
+                (name, obj.n_neurons)
+                if side == "pre"
+                else (
+                    f"{name}.encoders",
+                    obj.dimensions,
+                )
+            )
+        if isinstance(obj, nengo.ensemble.Neurons):
+            return self._name(obj.ensemble), obj.ensemble.n_neurons
+        if isinstance(obj, nengo.Node):
+            return self._name(obj), obj.size_out if side == "pre" else obj.size_in
+        raise NIRExportError(
+            f"Connections to or from {obj} cannot be exported to NIR. Connect "
+            "Nodes, Ensembles and ens.neurons only."
+        )
+
+    def _connection(self, conn, amplitude):
+        if conn.learning_rule_type is not None:
+            raise NIRExportError(
+                f"{conn} has learning rule {conn.learning_rule_type}, and NIR "
+                "graphs are static (no plasticity). Remove the learning rule, or "
+                "freeze the learnt weights first."
+            )
+        if not isinstance(conn.transform, (Dense, NoTransform)):
+            raise NIRExportError(
+                f"{conn} has a {type(conn.transform).__name__} transform; "
+                "keras_nengo exports Dense (or no) transforms. Use a Dense transform."
+            )
+        if isinstance(conn.pre_obj, nengo.Ensemble) and conn.solver.weights:
+            raise NIRExportError(
+                f"{conn} solves for full weights (solver weights=True); export "
+                "it as a decoded connection (a solver with weights=False)."
+            )
+        name = self._name(conn)
+        source, pre_size = self._port(conn.pre_obj, "pre")
+        target, post_size = self._port(conn.post_obj, "post")
+        matrix = np.zeros((post_size, pre_size))
+        weights = self._value(conn, "weights") if conn.has_weights else None
+        decoded = isinstance(conn.pre_obj, nengo.Ensemble)
+        pre_index = (
+            np.arange(pre_size) if decoded else np.arange(pre_size)[conn.pre_slice]
+        )
+        post_index = np.arange(post_size)[conn.post_slice]
+        if weights is None:
+            weights = np.eye(len(post_index), len(pre_index))
+        elif weights.ndim == 1:
+            weights = np.diag(weights)
+        elif weights.ndim == 0:
+            weights = weights * np.eye(len(post_index), len(pre_index))
+        matrix[np.ix_(post_index, pre_index)] = weights
+        pre_ens = _ensemble_of(conn.pre_obj)
+        if pre_ens is not None:
+            matrix *= amplitude[pre_ens] / self.spike_area
+        if isinstance(conn.post_obj, nengo.ensemble.Neurons):
+            matrix *= self.built.params[conn.post_obj.ensemble].gain[:, None]
+        self._add(name, nir.Linear(weight=matrix))
+        self.edges.append((source, name))
+        last = self._synapse(f"{name}.synapse", name, conn.synapse, conn)
+        self.edges.append((last, target))
+
+    def _probe(self, probe, amplitude):
+        name = self._name(probe)
+        target = probe.target
+        if isinstance(target, nengo.base.ObjView) or probe.attr not in (
+            "output",
+            "decoded_output",
+        ):
+            raise NIRExportError(
+                f"{probe} records {probe.attr!r} of {target}; NIR outputs are node "
+                "outputs. Probe a Node, an Ensemble (decoded output) or "
+                "ens.neurons (spikes), without slicing."
+            )
+        if isinstance(target, nengo.Ensemble):
+            (conn,) = [
+                c
+                for c in self.built.params
+                if isinstance(c, nengo.Connection) and c.post_obj is probe
+            ]
+            decoders = np.asarray(self.built.params[conn].weights, dtype=float)
+            decoders = decoders * amplitude[target] / self.spike_area
+            source = f"{name}.decoders"
+            self._add(source, nir.Linear(weight=decoders))
+            self.edges.append((self._name(target), source))
+            size = target.dimensions
+        elif isinstance(target, nengo.ensemble.Neurons):
+            source, size = self._name(target.ensemble), target.size_out
+            if amplitude[target.ensemble] != self.spike_area:
+                scale = amplitude[target.ensemble] / self.spike_area
+                self._add(f"{name}.amplitude", nir.Scale(scale * np.ones(size)))
+                self.edges.append((source, f"{name}.amplitude"))
+                source = f"{name}.amplitude"
+        elif isinstance(target, nengo.Node):
+            source, size = self._name(target), target.size_out
+        else:
+            raise NIRExportError(
+                f"{probe} records {target}; probe a Node, an Ensemble or "
+                "ens.neurons."
+            )
+        source = self._synapse(f"{name}.synapse", source, probe.synapse, probe)
+        self._add(name, nir.Output(output_type=np.array([size])))
+        self.edges.append((source, name))
+
+
+def _ensemble_of(obj):
+    if isinstance(obj, nengo.Ensemble):
+        return obj
+    if isinstance(obj, nengo.ensemble.Neurons):
+        return obj.ensemble
+    return None
+
+
+def _starts_at_zero(neuron_type) -> bool:
+    voltage = (neuron_type.initial_state or {}).get(
+        "voltage", type(neuron_type).state.get("voltage")
+    )
+    if isinstance(voltage, nengo.dists.Choice):
+        return bool(np.all(np.asarray(voltage.options) == 0))
+    if isinstance(voltage, nengo.dists.Distribution):
+        return False
+    return bool(np.all(np.asarray(voltage) == 0))
+
+
+def export_network(network, named_weights, seed, approximate, spike_area):
+    return _Exporter(network, named_weights, seed, approximate, spike_area).export()

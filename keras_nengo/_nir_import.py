@@ -1,0 +1,517 @@
+"""NIR graph -> ``nengo.Network`` (the private half of `keras_nengo.nir`).
+
+Every NIR node becomes either a Nengo object or part of a Connection:
+
+- ``Input`` -> a ``nengo.Node`` fed with data; ``Output`` -> a ``nengo.Probe``;
+- ``LIF``/``IF`` -> an Ensemble of `nir_lif` / `IntegrateAndFire` neurons,
+  normalised to Nengo's threshold 1 and reset 0; one ``Affine``/``Linear``
+  that feeds only that neuron node becomes the ensemble's encoders (and
+  bias), all other inputs go to ``ens.neurons``;
+- ``Linear``/``Scale`` with one input and one output edge become a
+  Connection's transform, ``LI`` with ``v_leak = 0`` in the same position its
+  synapse (``Lowpass(tau)``); every other ``Linear``/``Affine``/``Scale``/
+  ``LI``/``I`` becomes a passthrough Node whose incoming Connections apply it.
+
+A loop without any synapse cannot be simulated in discrete time; its closing
+Connection gets ``synapse=0`` (a delay of one time step), which is how
+snnTorch and Norse step recurrent layers too.
+"""
+
+import nengo
+import nir
+import numpy as np
+import tensorflow as tf
+from nengo.params import NumberParam
+from nengo_dl.neuron_builders import SimNeuronsBuilder, TFNeuronBuilder
+
+SUPPORTED = (
+    nir.Input,
+    nir.Output,
+    nir.Affine,
+    nir.Linear,
+    nir.Scale,
+    nir.LIF,
+    nir.LI,
+    nir.IF,
+    nir.I,
+)
+_SUPPORTED_NAMES = ", ".join(t.__name__ for t in SUPPORTED)
+_NEURONS = (nir.LIF, nir.IF)
+_WEIGHTS = (nir.Affine, nir.Linear, nir.Scale)
+_FILTERS = (nir.LI, nir.I)
+
+
+def nir_lif(tau_rc: float = 0.02, amplitude: float = 1.0, initial_voltage=0.0):
+    """A ``nengo.LIF`` with exactly the dynamics of a NIR ``LIF`` node.
+
+    No refractory period, no voltage floor and a membrane at rest at the
+    start: the three things Nengo's default LIF adds to the NIR equation.
+
+    Parameters
+    ----------
+    tau_rc : float
+        Membrane time constant in seconds.
+    amplitude : float
+        Area of one output spike (Nengo emits ``amplitude / dt`` for a step).
+    initial_voltage : float or array_like
+        Normalised membrane voltage at the start (0 is the reset value).
+
+    Returns
+    -------
+    neuron_type : nengo.LIF
+
+    Examples
+    --------
+    >>> lif = nir_lif(0.01)
+    >>> lif.tau_rc, lif.tau_ref, lif.min_voltage
+    (0.01, 0, -inf)
+    """
+    initial = np.asarray(initial_voltage, dtype=float)
+    voltage = nengo.dists.Choice([float(initial)]) if initial.ndim == 0 else initial
+    return nengo.LIF(
+        tau_rc=tau_rc,
+        tau_ref=0,
+        min_voltage=-np.inf,
+        amplitude=amplitude,
+        initial_state={"voltage": voltage},
+    )
+
+
+class IntegrateAndFire(nengo.neurons.NeuronType):
+    """Integrate-and-fire neurons (NIR's ``IF``): ``dv/dt = J``, reset to 0.
+
+    The voltage is normalised to threshold 1. Each step adds ``J * dt``
+    (exact for an input held over the step); a neuron whose voltage exceeds
+    1 emits one spike of area ``amplitude`` and resets to 0. Its rate
+    approximation, used while training, is ``amplitude * max(J, 0)``.
+
+    Parameters
+    ----------
+    amplitude : float
+        Area of one output spike.
+    initial_state : dict, optional
+        ``{"voltage": Distribution or array_like}``; default: all 0.
+
+    Examples
+    --------
+    >>> with nengo.Network() as net:
+    ...     ens = nengo.Ensemble(2, 1, neuron_type=IntegrateAndFire(),
+    ...                          gain=[1.0, 1.0], bias=[45.0, 130.0])
+    ...     probe = nengo.Probe(ens.neurons)
+    >>> with nengo.Simulator(net, progress_bar=False) as sim:
+    ...     sim.run(1.0)
+    >>> (sim.data[probe] > 0).sum(axis=0)
+    array([ 43, 125])
+    """
+
+    state = {"voltage": nengo.dists.Choice([0])}
+    spiking = True
+    amplitude = NumberParam("amplitude", low=0, low_open=True)
+
+    def __init__(self, amplitude: float = 1.0, initial_state=None):
+        super().__init__(initial_state=initial_state)
+        self.amplitude = amplitude
+
+    def gain_bias(self, max_rates, intercepts):
+        gain = max_rates / (1 - intercepts)
+        return gain, -gain * intercepts
+
+    def max_rates_intercepts(self, gain, bias):
+        intercepts = -bias / gain
+        return gain * (1 - intercepts), intercepts
+
+    def rates(self, x, gain, bias):
+        return self.amplitude * np.maximum(gain * x + bias, 0)
+
+    def step(self, dt, J, output, voltage):
+        voltage += J * dt
+        spiked = voltage > 1
+        output[:] = spiked * (self.amplitude / dt)
+        voltage[spiked] = 0
+
+
+class _IntegrateAndFireBuilder(TFNeuronBuilder):
+    """NengoDL's TensorFlow implementation of `IntegrateAndFire`."""
+
+    spiking = True
+
+    def step(self, J, dt, voltage):
+        voltage = voltage + J * dt
+        spiked = voltage > 1
+        spikes = tf.cast(spiked, J.dtype) * self.alpha
+        return spikes, tf.where(spiked, tf.zeros_like(voltage), voltage)
+
+    def training_step(self, J, dt, **state):
+        return tf.nn.relu(J) * self.alpha * dt
+
+
+SimNeuronsBuilder.TF_NEURON_IMPL[IntegrateAndFire] = _IntegrateAndFireBuilder
+
+
+def _flatten(graph, prefix=""):
+    """Nodes and edges of a graph with nested NIRGraphs inlined.
+
+    A subgraph's nodes are named ``<subgraph>.<node>``; its Input and Output
+    nodes become identities (``Scale`` of ones) so outer edges can reach them.
+    """
+    nodes, edges = {}, []
+    inner_io = {}
+    for name, node in graph.nodes.items():
+        full = prefix + name
+        if isinstance(node, nir.NIRGraph):
+            sub_nodes, sub_edges = _flatten(node, full + ".")
+            ins = [n for n, v in node.nodes.items() if isinstance(v, nir.Input)]
+            outs = [n for n, v in node.nodes.items() if isinstance(v, nir.Output)]
+            for inner in ins + outs:
+                shape = (
+                    node.nodes[inner].input_type["input"]
+                    if inner in ins
+                    else node.nodes[inner].output_type["output"]
+                )
+                sub_nodes[f"{full}.{inner}"] = nir.Scale(np.ones(tuple(shape)))
+            inner_io[full] = (ins, outs)
+            nodes.update(sub_nodes)
+            edges.extend(sub_edges)
+        else:
+            nodes[full] = node
+
+    def endpoint(name, side):
+        full = prefix + name
+        if full in inner_io:
+            ins, outs = inner_io[full]
+            ports = ins if side == "in" else outs
+            if len(ports) != 1:
+                raise ValueError(
+                    f"Edge to subgraph {full!r} is ambiguous: it has {len(ports)} "
+                    f"{'Input' if side == 'in' else 'Output'} nodes. Name the port "
+                    f"in the edge, e.g. '{name}.{ports[0] if ports else 'input'}'."
+                )
+            return f"{full}.{ports[0]}"
+        return full
+
+    for src, dst in graph.edges:
+        edges.append((endpoint(src, "out"), endpoint(dst, "in")))
+    return nodes, edges
+
+
+def _size(node) -> int:
+    if isinstance(node, nir.Input):
+        shape = node.input_type["input"]
+    elif isinstance(node, nir.Output):
+        shape = node.output_type["output"]
+    elif isinstance(node, (nir.Affine, nir.Linear)):
+        shape = node.weight.shape[:1]
+    elif isinstance(node, nir.Scale):
+        shape = np.shape(node.scale)
+    else:
+        shape = np.shape(node.r)
+    shape = tuple(int(s) for s in np.atleast_1d(shape))
+    return int(np.prod(shape))
+
+
+def _one_tau(name, node):
+    tau = np.unique(np.asarray(node.tau, dtype=float))
+    if tau.size != 1:
+        raise ValueError(
+            f"NIR node {name!r} ({type(node).__name__}) has {tau.size} different "
+            f"time constants {tau.tolist()[:5]}; a Nengo "
+            f"{'LIF population' if isinstance(node, nir.LIF) else 'synapse'} takes "
+            "one. Split the node into one node per time constant."
+        )
+    if tau[0] <= 0:
+        raise ValueError(
+            f"NIR node {name!r} ({type(node).__name__}) needs tau > 0 (seconds). "
+            f"Received: tau={tau[0]}."
+        )
+    return float(tau[0])
+
+
+def _flat(value) -> np.ndarray:
+    return np.asarray(value, dtype=float).reshape(-1)
+
+
+def _weight(node) -> np.ndarray:
+    """The node's linear map as a matrix (out, in) or a vector (elementwise)."""
+    if isinstance(node, nir.Scale):
+        return _flat(node.scale)
+    if isinstance(node, _FILTERS):
+        return _flat(node.r)
+    weight = np.asarray(node.weight, dtype=float)
+    if weight.ndim != 2:
+        raise ValueError(
+            f"NIR {type(node).__name__} weights must be 2-D (out, in). "
+            f"Received: shape {weight.shape}."
+        )
+    return weight
+
+
+def _compose(outer, inner):
+    """``outer @ inner`` where None is the identity and 1-D is a diagonal."""
+    if outer is None or _is_identity(outer):
+        return inner
+    if inner is None:
+        return outer
+    if outer.ndim == 1:
+        return outer * inner if inner.ndim == 1 else outer[:, None] * inner
+    return outer * inner[None, :] if inner.ndim == 1 else outer @ inner
+
+
+def _is_identity(weight) -> bool:
+    if weight.ndim == 1:
+        return bool(np.all(weight == 1))
+    return weight.shape[0] == weight.shape[1] and np.array_equal(
+        weight, np.eye(weight.shape[0])
+    )
+
+
+def _synapse(name, node):
+    if isinstance(node, nir.LI):
+        return nengo.Lowpass(_one_tau(name, node))
+    return nengo.LinearFilter([1], [1, 0])
+
+
+class _Importer:
+    def __init__(self, graph, spike_area):
+        if not isinstance(graph, nir.NIRGraph):
+            raise TypeError(
+                "from_nir expects a nir.NIRGraph (e.g. from nir.read(path)). "
+                f"Received: graph of type {type(graph).__name__}."
+            )
+        self.spike_area = float(spike_area)
+        self.nodes, self.edges = _flatten(graph)
+        for name, node in self.nodes.items():
+            if not isinstance(node, SUPPORTED):
+                raise TypeError(
+                    f"NIR node {name!r} is a {type(node).__name__}, which "
+                    f"keras_nengo cannot import. Supported node types: "
+                    f"{_SUPPORTED_NAMES}. Convert or remove that node first."
+                )
+        self.preds = {name: [] for name in self.nodes}
+        self.succs = {name: [] for name in self.nodes}
+        for src, dst in self.edges:
+            self.succs[src].append(dst)
+            self.preds[dst].append(src)
+            if isinstance(self.nodes[dst], nir.Input):
+                raise ValueError(
+                    f"NIR edge ({src!r}, {dst!r}) ends at an Input node; inputs "
+                    "take data only. Remove the edge."
+                )
+        self.absorbed = self._find_encoders()
+        self.inline = {
+            name
+            for name, node in self.nodes.items()
+            if name not in self.absorbed and self._inlinable(name, node)
+        }
+
+    def _find_encoders(self) -> dict:
+        """{weight node: neuron node} for weights that become encoders."""
+        absorbed = {}
+        for name, node in self.nodes.items():
+            if not isinstance(node, _NEURONS):
+                continue
+            candidates = [
+                pred
+                for pred in self.preds[name]
+                if isinstance(self.nodes[pred], (nir.Affine, nir.Linear))
+                and self.succs[pred] == [name]
+                and pred not in absorbed
+            ]
+            candidates.sort(key=lambda pred: pred != f"{name}.encoders")
+            if candidates:
+                absorbed[candidates[0]] = name
+        return absorbed
+
+    def _inlinable(self, name, node) -> bool:
+        if len(self.preds[name]) != 1 or len(self.succs[name]) != 1:
+            return False
+        if isinstance(node, (nir.Linear, nir.Scale)):
+            return True
+        return isinstance(node, nir.LI) and not np.any(_flat(node.v_leak))
+
+    def build(self, label) -> nengo.Network:
+        network = nengo.Network(label=label)
+        with network:
+            self.out = {}
+            for name, node in self.nodes.items():
+                if name not in self.inline and name not in self.absorbed:
+                    self._make(name, node)
+            conns = self._paths()
+            self._break_loops(conns)
+            for pre, post, transform, synapse, conn_label in conns:
+                if post[0] == "output":
+                    continue
+                nengo.Connection(
+                    pre,
+                    post[1],
+                    transform=transform,
+                    synapse=synapse,
+                    label=conn_label,
+                )
+            self._probes(conns)
+        return network
+
+    def _make(self, name, node):
+        size = _size(node)
+        if isinstance(node, nir.Input):
+            self.out[name] = nengo.Node(np.zeros(size), label=name)
+        elif isinstance(node, _NEURONS):
+            self.out[name] = self._ensemble(name, node, size)
+        elif isinstance(node, nir.Output):
+            return
+        else:
+            passthrough = nengo.Node(size_in=size, label=name)
+            self.out[name] = passthrough
+            constant = None
+            if isinstance(node, nir.Affine) and np.any(_flat(node.bias)):
+                constant, synapse = _flat(node.bias), None
+            if isinstance(node, nir.LI) and np.any(_flat(node.v_leak)):
+                constant, synapse = _flat(node.v_leak), _synapse(name, node)
+            if constant is not None:
+                source = nengo.Node(constant, label=f"{name}.constant")
+                nengo.Connection(source, passthrough, synapse=synapse)
+
+    def _ensemble(self, name, node, size):
+        threshold, reset = _flat(node.v_threshold), _flat(node.v_reset)
+        span = threshold - reset
+        if np.any(span <= 0):
+            raise ValueError(
+                f"NIR node {name!r} ({type(node).__name__}) needs v_threshold > "
+                f"v_reset. Received: v_threshold={threshold.tolist()[:5]}, "
+                f"v_reset={reset.tolist()[:5]}."
+            )
+        gain = _flat(node.r) / span * np.ones(size)
+        leak = _flat(node.v_leak) if isinstance(node, nir.LIF) else 0.0
+        bias = (leak - reset) / span * np.ones(size)
+        initial = -reset / span * np.ones(size)
+        initial = initial[0] if np.all(initial == initial[0]) else initial
+        if isinstance(node, nir.LIF):
+            neuron_type = nir_lif(_one_tau(name, node), self.spike_area, initial)
+        else:
+            voltage = (
+                nengo.dists.Choice([initial]) if np.ndim(initial) == 0 else initial
+            )
+            neuron_type = IntegrateAndFire(
+                self.spike_area, initial_state={"voltage": voltage}
+            )
+        encoders = np.zeros((size, 1))
+        weights = [w for w, target in self.absorbed.items() if target == name]
+        if weights:
+            weight_node = self.nodes[weights[0]]
+            encoders = _weight(weight_node)
+            if isinstance(weight_node, nir.Affine):
+                bias = bias + gain * _flat(weight_node.bias)
+        ens = nengo.Ensemble(
+            size,
+            encoders.shape[1],
+            neuron_type=neuron_type,
+            encoders=encoders,
+            normalize_encoders=False,
+            gain=gain,
+            bias=bias,
+            radius=1.0,
+            label=name,
+        )
+        self.out[name] = ens.neurons
+        return ens.neurons
+
+    def _post(self, name):
+        """Where an edge into ``name`` lands: (kind, nengo object, op, synapse)."""
+        node = self.nodes[name]
+        if name in self.absorbed:
+            return ("ensemble", self.out[self.absorbed[name]].ensemble, None, None)
+        if isinstance(node, _NEURONS):
+            return ("neurons", self.out[name], None, None)
+        if isinstance(node, nir.Output):
+            return ("output", name, None, None)
+        if isinstance(node, _FILTERS):
+            return ("filter", self.out[name], _weight(node), _synapse(name, node))
+        return ("node", self.out[name], _weight(node), None)
+
+    def _paths(self) -> list:
+        """One (pre, post, transform, synapse, label) per path between objects."""
+        while True:
+            try:
+                return [
+                    conn
+                    for src in self.out
+                    for dst in self.succs[src]
+                    for conn in self._walk(src, dst)
+                ]
+            except _SecondSynapse as stop:
+                self.inline.discard(stop.name)
+                self._make(stop.name, self.nodes[stop.name])
+
+    def _walk(self, src, dst):
+        transform, synapse, label, filter_name = None, None, None, None
+        while dst in self.inline:
+            node = self.nodes[dst]
+            if isinstance(node, nir.LI):
+                if synapse is not None:
+                    raise _SecondSynapse(dst)
+                synapse, filter_name = _synapse(dst, node), dst
+            transform = _compose(_weight(node), transform)
+            label = label or dst
+            (dst,) = self.succs[dst]
+        kind, post, weight, own_synapse = self._post(dst)
+        if own_synapse is not None and synapse is not None:
+            raise _SecondSynapse(filter_name)
+        transform = _compose(weight, transform)
+        if kind in ("node", "filter") and label is None:
+            label = dst
+        yield (self.out[src], (kind, post), transform, own_synapse or synapse, label)
+
+    def _break_loops(self, conns):
+        """Give ``synapse=0`` to one Connection of every loop that has none."""
+        graph = {}
+        for index, (pre, post, _, synapse, _) in enumerate(conns):
+            if synapse is None and post[0] != "output":
+                source = pre.ensemble if hasattr(pre, "ensemble") else pre
+                target = post[1]
+                target = target.ensemble if hasattr(target, "ensemble") else target
+                graph.setdefault(source, []).append((target, index))
+        state = {}
+
+        def visit(vertex):
+            state[vertex] = "open"
+            for target, index in graph.get(vertex, []):
+                if state.get(target) == "open":
+                    pre, post, transform, _, label = conns[index]
+                    conns[index] = (pre, post, transform, nengo.Lowpass(0), label)
+                elif target not in state:
+                    visit(target)
+            state[vertex] = "done"
+
+        for vertex in list(graph):
+            if vertex not in state:
+                visit(vertex)
+
+    def _probes(self, conns):
+        for name, node in self.nodes.items():
+            if not isinstance(node, nir.Output):
+                continue
+            arriving = [c for c in conns if c[1] == ("output", name)]
+            if len(arriving) == 1 and arriving[0][2] is None and arriving[0][3] is None:
+                target = arriving[0][0]
+            else:
+                target = nengo.Node(size_in=_size(node), label=f"{name}.sum")
+                for pre, _, transform, synapse, conn_label in arriving:
+                    nengo.Connection(
+                        pre,
+                        target,
+                        transform=transform,
+                        synapse=synapse,
+                        label=conn_label,
+                    )
+            nengo.Probe(target, synapse=None, label=name)
+
+
+class _SecondSynapse(Exception):
+    """A path holds two synapses: the named LI must become its own Node."""
+
+    def __init__(self, name):
+        super().__init__(name)
+        self.name = name
+
+
+def import_graph(graph, spike_area: float = 1.0, label=None) -> nengo.Network:
+    return _Importer(graph, spike_area).build(label)

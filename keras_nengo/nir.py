@@ -1,0 +1,194 @@
+"""Export Nengo networks to NIR, import NIR graphs as Nengo networks.
+
+`to_nir` writes a network (or a trained `keras_nengo.NengoModel`, with its
+named weights) as a ``nir.NIRGraph``; `from_nir` turns a NIR graph (from
+snnTorch, Norse, ... or `to_nir`) into a ``nengo.Network`` that
+`keras_nengo.NengoModel` trains and analyses like any other. Files go through
+``nir.write(path, graph)`` / ``nir.read(path)``. Needs the optional ``nir``
+package (``pip install keras-nengo[nir]``).
+
+**Semantics.** NIR nodes are continuous-time systems; times are in seconds
+(as snnTorch and Norse export them):
+
+- ``LIF``: ``tau dv/dt = (v_leak - v) + r I``, a spike when
+  ``v > v_threshold``, then ``v = v_reset``; at rest (``v = 0``) at ``t = 0``.
+  Nengo's LIF is ``tau_rc du/dt = J - u`` with threshold 1 and reset 0, so
+  ``u = (v - v_reset) / (v_threshold - v_reset)`` and
+  ``J = gain I + bias`` with ``gain = r / (v_threshold - v_reset)`` and
+  ``bias = (v_leak - v_reset) / (v_threshold - v_reset)``: exact, provided
+  the Nengo LIF has no refractory period, no voltage floor and starts at
+  ``u = 0`` (`nir_lif`). Ensembles export as ``Affine(scaled encoders,
+  bias) -> LIF(tau=tau_rc, r=1, v_leak=0, v_threshold=1, v_reset=0)``.
+- ``IF``: ``dv/dt = r I``, same normalisation (`IntegrateAndFire`).
+- ``LI``: ``tau dv/dt = (v_leak - v) + r I`` is ``nengo.Lowpass(tau)`` applied
+  to ``r I + v_leak``: exact. ``I``: ``dv/dt = r I`` is the synapse
+  ``LinearFilter([1], [1, 0])``.
+- ``Affine``/``Linear`` weights are ``(out, in)``, as Nengo's transforms.
+  Edges arriving at one node are summed.
+- A spike is a unit event, which Nengo models as a Dirac delta of area
+  ``spike_area`` (default 1: Nengo's ``amplitude=1`` spike, height ``1/dt``
+  for one step). Exporters that treat a spike as a 1 held for one step of
+  their own ``dt_source`` (snnTorch writes ``r = tau / dt_source``) are read
+  with ``from_nir(graph, spike_area=dt_source)``.
+
+**Where dt enters.** Nowhere in the graph: NIR is continuous-time, so a graph
+is the same for any ``dt``. The discrete simulation is Nengo's: inputs are
+held over each step of ``dt`` (zero-order hold) and each state is advanced
+with its exact exponential solution over the step, so
+
+- an ``LI`` (Lowpass) output at step ``n`` equals the continuous solution at
+  ``t_n - dt``: exact up to Nengo's one-step synapse delay;
+- LIF and IF voltages are exact at every step end, but a spike is seen at the
+  end of the step in which ``v`` crossed the threshold and the voltage resets
+  there: each inter-spike interval is rounded up to whole steps (for a
+  constant current, ``dt * (floor(T / dt) + 1)`` instead of
+  ``T = tau ln(J / (J - 1))``), an error below ``dt`` per spike;
+- an instantaneous NIR loop (no ``LI`` on it) gets ``synapse=0``: the
+  spikes act on the next step, as in snnTorch's and Norse's recurrent layers.
+
+**What NIR cannot express** (an `NIRExportError` names the object):
+refractory periods, LIF voltage floors and random initial voltages (exported
+without them, with a warning, when ``approximate=True``), rate neurons
+(``LIFRate`` -> ``LIF``, ``RectifiedLinear``/``SpikingRectifiedLinear`` ->
+``IF``, only with ``approximate=True``), other neuron types, Python Node
+functions, learning rules, non-Lowpass synapses, non-Dense transforms and
+probes of anything but a Node, an Ensemble or ``ens.neurons``.
+
+**Names.** NIR node names are keras_nengo's names (``"/"`` written as
+``"."``), and `from_nir` labels objects with NIR node names, so
+``from_nir(to_nir(model))`` has the same named weights as ``model``
+(connections into ``ens.neurons`` carry the gain in their weights, which
+NIR's ``LIF(r=1)`` does not hold).
+"""
+
+from typing import Optional
+
+import nengo
+
+from keras_nengo._nir_export import NIRExportError, export_network
+from keras_nengo._nir_import import IntegrateAndFire, import_graph, nir_lif
+
+__all__ = ["IntegrateAndFire", "NIRExportError", "from_nir", "nir_lif", "to_nir"]
+
+
+def to_nir(
+    model_or_network,
+    *,
+    seed: Optional[int] = None,
+    approximate: bool = False,
+    spike_area: float = 1.0,
+):
+    """Export a Nengo network, or a NengoModel with its trained weights, to NIR.
+
+    Parameters
+    ----------
+    model_or_network : keras_nengo.NengoModel or nengo.Network
+        For a NengoModel the encoders, biases and connection weights are its
+        current named weights; for a Network they are those Nengo builds.
+    seed : int, optional
+        The build seed, used for neuron gains (connections into
+        ``ens.neurons``) and Ensemble probe decoders when the network has no
+        seed of its own; pass the ``seed`` given to NengoModel.
+    approximate : bool
+        If True, export refractory LIFs, voltage floors, random initial
+        voltages and rate neurons as the nearest NIR neuron, with a warning.
+    spike_area : float
+        Area of one NIR spike in Nengo units (see the module notes).
+
+    Returns
+    -------
+    graph : nir.NIRGraph
+
+    Raises
+    ------
+    NIRExportError
+        If an object has no exact NIR equivalent (and ``approximate`` does not
+        cover it); the message names the object and what NIR lacks.
+    TypeError
+        If ``model_or_network`` is neither a NengoModel nor a Network.
+    ValueError
+        If a NengoModel's gains are needed and no seed is known.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> with nengo.Network(seed=0) as net:
+    ...     u = nengo.Node(np.zeros(1), label="u")
+    ...     a = nengo.Ensemble(10, 1, neuron_type=nir_lif(0.02), label="a")
+    ...     _ = nengo.Connection(u, a)
+    ...     p = nengo.Probe(a, synapse=0.01, label="out")
+    >>> graph = to_nir(net)
+    >>> sorted(graph.nodes)  # doctest: +NORMALIZE_WHITESPACE
+    ['a', 'a.encoders', 'out', 'out.decoders', 'out.synapse',
+     'u', 'u_to_a', 'u_to_a.synapse']
+    """
+    named_weights = None
+    if isinstance(model_or_network, nengo.Network):
+        network = model_or_network
+    elif hasattr(model_or_network, "get_named_weights") and isinstance(
+        getattr(model_or_network, "network", None), nengo.Network
+    ):
+        network = model_or_network.network
+        named_weights = model_or_network.get_named_weights()
+    else:
+        raise TypeError(
+            "to_nir expects a keras_nengo.NengoModel or a nengo.Network. "
+            f"Received: model_or_network of type {type(model_or_network).__name__}."
+        )
+    if spike_area <= 0:
+        raise ValueError(f"spike_area must be > 0. Received: spike_area={spike_area}.")
+    return export_network(network, named_weights, seed, approximate, spike_area)
+
+
+def from_nir(
+    graph,
+    *,
+    spike_area: float = 1.0,
+    label: Optional[str] = None,
+) -> nengo.Network:
+    """Build a Nengo network from a NIR graph.
+
+    Parameters
+    ----------
+    graph : nir.NIRGraph
+        Made of Input, Output, Affine, Linear, Scale, LIF, LI, IF and I nodes
+        (nested NIRGraphs, as snnTorch writes recurrent layers, are inlined
+        with ``<subgraph>.<node>`` names).
+    spike_area : float
+        Area of one NIR spike in Nengo units: 1 for NIR's Dirac-delta spikes
+        (and `to_nir` graphs), the exporter's time step for graphs whose spikes
+        are a 1 held for one step (see the module notes).
+    label : str, optional
+        Label of the returned network.
+
+    Returns
+    -------
+    network : nengo.Network
+        One input Node per NIR ``Input`` and one Probe per ``Output``, labelled
+        with the NIR node names; LIF/IF nodes become Ensembles of `nir_lif` /
+        `IntegrateAndFire` neurons.
+
+    Raises
+    ------
+    TypeError
+        If ``graph`` is not a NIRGraph, or holds a node type not listed above
+        (the message names the node and its type).
+    ValueError
+        If a node's parameters have no Nengo equivalent (several time
+        constants in one node, ``v_threshold <= v_reset``, tau <= 0).
+
+    Examples
+    --------
+    >>> import nir, numpy as np
+    >>> graph = nir.NIRGraph.from_list(
+    ...     nir.Affine(weight=np.ones((3, 2)), bias=np.zeros(3)),
+    ...     nir.LIF(tau=np.full(3, 0.02), r=np.ones(3), v_leak=np.zeros(3),
+    ...             v_threshold=np.ones(3)),
+    ... )
+    >>> net = from_nir(graph)
+    >>> [ens.label for ens in net.all_ensembles], [p.label for p in net.all_probes]
+    (['lif'], ['output'])
+    """
+    if spike_area <= 0:
+        raise ValueError(f"spike_area must be > 0. Received: spike_area={spike_area}.")
+    return import_graph(graph, spike_area, label)
