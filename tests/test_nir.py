@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import nengo
 import numpy as np
@@ -455,3 +456,17 @@ def test_snntorch_runs_exported_graph_at_nengo_rates():
     np.testing.assert_allclose(
         rates, np.sum(expected > 0, axis=0) / (n_steps * DT), rtol=0.05
     )
+
+
+@pytest.mark.slow
+def test_example_round_trip_runs():
+    script = Path(__file__).parent.parent / "examples" / "nir_roundtrip.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--epochs", "1", "--steps", "20"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    error = float(result.stdout.split("max |imported - trained|: ")[1].split()[0])
+    assert error < 1e-5
