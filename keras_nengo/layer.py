@@ -1,98 +1,45 @@
-"""NengoLayer: a Nengo network as a Keras layer that owns named variables.
+"""NengoLayer: a Nengo network as an ordinary Keras layer with named variables.
 
-NengoDL simulates a network with a ``TensorGraph`` that keeps all parameters of
-one kind in a few merged, unlabelled arrays (``base_params``) and bakes its
-minibatch size into every signal. ``NengoLayer`` keeps NengoDL's fast merged
-storage for the simulation but owns one ``tf.Variable`` per Nengo parameter,
-named by `keras_nengo.naming`. On every forward pass the merged arrays are
-assembled from the named variables (one ``tf.concat`` per array), so gradients
-flow to the named variables and NengoDL's own copies are never read.
+The layer owns one ``tf.Variable`` per Nengo parameter (named by
+`keras_nengo.naming`) and runs the network with `keras_nengo.simulation`. It is
+called on one tensor ``(batch, n_steps, node.size_out)`` when there is one input
+(a list in ``inputs`` order or a dict keyed by input name otherwise) and returns
+one tensor for one output, else a list in ``outputs`` order.
 
-The minibatch size is hidden: one ``TensorGraph`` is built per minibatch size
-actually used (they all share the named variables), and batches smaller than
-the graph's minibatch size are zero-padded and the padding sliced away.
+Any batch size works, also one unknown while tracing (a symbolic ``None`` batch
+in a Functional model or a serving signature): NengoDL's graphs have a fixed
+minibatch size, so such a batch is run in chunks of `minibatch_size` rows, the
+last chunk zero-padded. A batch of known size runs in one graph of that size.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
-
 import numpy as np
 import tensorflow as tf
 
+from keras_nengo import data as data_module
+from keras_nengo import saving
 from keras_nengo._compat import nengo_dl
 from keras_nengo.naming import NameTable
+from keras_nengo.simulation import SUPPORTED_DTYPES, Simulation
 
 import nengo  # noqa: E402  (after _compat so that nengo_dl is patched first)
 
-_SUPPORTED_DTYPES = ("float32", "float64")
+#: rows per chunk when the batch size is unknown while tracing (Keras's default
+#: batch size); NengoModel sets it to the batch size of fit/predict/evaluate
+DEFAULT_MINIBATCH_SIZE = 32
 
 
-def build_nengo_model(network: nengo.Network, dt: float, seed: int | None, dtype: str):
-    """Build ``network`` with NengoDL's builder, as ``nengo_dl.Simulator`` does."""
-    precision = nengo.rc.get("precision", "bits")
-    nengo.rc.set("precision", "bits", dtype[-2:])
-    try:
-        model = nengo_dl.builder.NengoModel(
-            dt=float(dt),
-            label=f"{network}, dt={dt:f}",
-            builder=nengo_dl.builder.NengoBuilder(),
-            fail_fast=False,
-        )
-        if seed is not None and network.seed is None:
-            # the builder seeds everything from the network's seed; without one it
-            # draws from the global RNG, so give it the model's seed instead
-            model.seeds[network] = seed
-            model.seeded[network] = False
-        model.build(network)
-    finally:
-        nengo.rc.set("precision", "bits", precision)
-    return model
+def _default_seed(network, seed):
+    if seed is not None:
+        return int(seed)
+    if network.seed is not None:
+        # nengo_dl.Simulator's default
+        return network.seed + 1
+    return int(np.random.randint(np.iinfo(np.int32).max))
 
 
-@contextlib.contextmanager
-def _dtype_setting(dtype):
-    """Make NengoDL's TensorGraph use ``dtype`` whatever the network's config says.
-
-    TensorGraph reads its precision from ``configure_settings(dtype=...)`` on the
-    network; NengoModel takes it as an argument instead of changing the user's
-    network config.
-    """
-    module = nengo_dl.tensor_graph.config
-    original = module.get_setting
-
-    def get_setting(model, setting, default=None, obj=None):
-        if setting == "dtype" and obj is None:
-            return dtype
-        return original(model, setting, default=default, obj=obj)
-
-    module.get_setting = get_setting
-    try:
-        yield
-    finally:
-        module.get_setting = original
-
-
-class _Parameter:
-    """Where one named Nengo parameter lives in NengoDL's merged storage."""
-
-    def __init__(self, name, obj, attr, signal, trainable):
-        self.name = name
-        self.obj = obj
-        self.attr = attr
-        self.signal = signal
-        self.trainable = trainable
-        self.initial_value = np.array(
-            signal.initial_value.data
-            if hasattr(signal.initial_value, "indices")
-            else signal.initial_value
-        )
-        if signal.sparse and not hasattr(signal.initial_value, "indices"):
-            self.initial_value = signal.initial_value.tocoo().data
-        self.shape = self.initial_value.shape
-
-
+@tf.keras.utils.register_keras_serializable(package="keras_nengo")
 class NengoLayer(tf.keras.layers.Layer):
     """A Nengo network as a Keras layer with one variable per Nengo parameter.
 
@@ -100,10 +47,12 @@ class NengoLayer(tf.keras.layers.Layer):
     ----------
     network : nengo.Network
         The network to simulate.
-    inputs : list of nengo.Node
-        Nodes whose output is read from the layer's inputs.
-    outputs : list of nengo.Probe
-        Probes whose data the layer returns.
+    inputs : list of nengo.Node or None
+        Nodes that may be fed from the layer's input; default: every Node with
+        ``size_in == 0`` (the Nodes NengoDL treats as inputs). A Node given no
+        data runs its own output.
+    outputs : list of nengo.Probe or None
+        Probes whose data the layer returns; default: all probes.
     dt : float
         Simulation time step in seconds.
     seed : int or None
@@ -114,77 +63,104 @@ class NengoLayer(tf.keras.layers.Layer):
     name : str or None
         Name of the layer.
 
-    Notes
-    -----
-    ``call(inputs, training=None, n_steps=None)`` takes a dict keyed by input
-    name with tensors of shape ``(batch, n_steps, node.size_out)`` and returns a
-    list of probe tensors ``(batch, n_steps, probe size)`` in ``outputs`` order.
+    Examples
+    --------
+    >>> import keras_nengo as kn
+    >>> import nengo, numpy as np, tensorflow as tf
+    >>> with nengo.Network(seed=0) as net:
+    ...     stim = nengo.Node(np.zeros(2), label="stim")
+    ...     ens = nengo.Ensemble(20, 2, label="ens")
+    ...     nengo.Connection(stim, ens, synapse=None)
+    ...     probe = nengo.Probe(ens, label="out")
+    >>> x = tf.keras.Input((5, 2))
+    >>> y = kn.NengoLayer(net)(tf.keras.layers.Dense(2)(x))
+    >>> tf.keras.Model(x, y).predict(np.zeros((3, 5, 2)), verbose=0).shape
+    (3, 5, 2)
     """
 
     def __init__(
         self,
         network: nengo.Network,
-        inputs: list,
-        outputs: list,
+        inputs: list | None = None,
+        outputs: list | None = None,
         dt: float = 0.001,
         seed: int | None = None,
         dtype: str = "float32",
         name: str | None = None,
         **kwargs,
     ):
-        if dtype not in _SUPPORTED_DTYPES:
+        if not isinstance(network, nengo.Network):
+            raise TypeError(
+                "NengoLayer needs a nengo.Network. "
+                f"Received: network={network!r} ({type(network).__name__})."
+            )
+        if dtype not in SUPPORTED_DTYPES:
             raise ValueError(
-                f"dtype must be one of {_SUPPORTED_DTYPES}. Received: dtype={dtype!r}"
+                f"dtype must be one of {SUPPORTED_DTYPES}. Received: dtype={dtype!r}"
             )
         super().__init__(name=name, dtype=dtype, **kwargs)
         self.network = network
         self.names = NameTable(network)
         self.dt = float(dt)
-        if seed is None:
-            seed = (
-                network.seed + 1
-                if network.seed is not None
-                else int(np.random.randint(np.iinfo(np.int32).max))
-            )
-        self.seed = int(seed)
-        self.input_nodes = list(inputs)
-        self.output_probes = list(outputs)
-
-        self._nengo_model = build_nengo_model(network, self.dt, self.seed, dtype)
-        with nengo_dl.compat.trackable.no_automatic_dependency_tracking_scope(self):
-            # NengoDL's graphs own merged copies of the parameters; they must not
-            # show up among this layer's weights
-            self._graphs = {}
-            self._feeds = {}
-        self.default_minibatch_size = None
-        # a first TensorGraph marks which signals are trainable; it is reused for
-        # minibatch size 1 (single samples, jacobians per sample)
-        first = self._graph(1, build=False)
-        self._parameters = self._find_parameters(first)
+        self.seed = _default_seed(network, seed)
+        input_nodes = data_module.default_inputs(network, inputs)
+        output_probes = data_module.default_outputs(network, outputs)
+        self.signature = data_module.Signature(
+            input_nodes,
+            [self.names.input_name(node) for node in input_nodes],
+            output_probes,
+            [self.names.probe_name(probe) for probe in output_probes],
+        )
+        self.simulation = Simulation(
+            network, self.names.parameters(), self.dt, self.seed, dtype
+        )
         self.named_variables = {}
         self._tensor_node_layers = []
+        self._minibatch_size = DEFAULT_MINIBATCH_SIZE
+        with nengo_dl.compat.trackable.no_automatic_dependency_tracking_scope(self):
+            # a cache, not layer state: kept out of checkpoints and SavedModels
+            self._eager_calls = {}
 
-    # -- construction -------------------------------------------------------------
+    @property
+    def input_nodes(self) -> list:
+        return self.signature.input_nodes
 
-    def _find_parameters(self, graph):
-        sig = self._nengo_model.sig
-        params = []
-        for name, obj, attr in self.names.parameters():
-            signal = sig[obj].get(attr)
-            if signal is None or signal not in graph.signals:
-                # the parameter does not take part in the simulation (e.g. the
-                # graph optimizer removed the only operator that read it)
-                continue
-            trainable = getattr(signal, "trainable", None)
-            if trainable is None or getattr(signal, "minibatched", False):
-                # None: never a parameter (probe connections); minibatched: the
-                # target of an online learning rule, i.e. simulation state
-                continue
-            params.append(_Parameter(name, obj, attr, signal, bool(trainable)))
-        return params
+    @property
+    def output_probes(self) -> list:
+        return self.signature.output_probes
+
+    @property
+    def input_names(self) -> list:
+        return self.signature.input_names
+
+    @property
+    def output_names(self) -> list:
+        return self.signature.output_names
+
+    @property
+    def parameters(self) -> list:
+        """The named Nengo parameters (`keras_nengo.simulation.Parameter`)."""
+        return self.simulation.parameters
+
+    @property
+    def minibatch_size(self) -> int:
+        """Rows per simulation run when the batch size is unknown while tracing."""
+        return self._minibatch_size
+
+    @minibatch_size.setter
+    def minibatch_size(self, size: int):
+        size = int(size)
+        if size < 1:
+            raise ValueError(f"minibatch_size must be >= 1. Received: {size}.")
+        self._minibatch_size = size
+        if self.built:
+            # build outside any later trace
+            self._graph(size)
 
     def build(self, input_shape=None):
-        for param in self._parameters:
+        if self.built:
+            return
+        for param in self.parameters:
             self.named_variables[param.name] = self.add_weight(
                 name=param.name,
                 shape=param.shape,
@@ -192,153 +168,66 @@ class NengoLayer(tf.keras.layers.Layer):
                 initializer=tf.constant_initializer(param.initial_value),
                 trainable=param.trainable,
             )
-        # build the minibatch-size-1 graph now, so TensorNode layers get their
-        # weights inside this layer and are tracked by it
+        # TensorNode layers get their weights inside this layer and are tracked
         self._graph(1)
         super().build(input_shape)
 
-    def prepare(self, minibatch_size: int):
-        """Build the simulation for batches of ``minibatch_size`` samples now.
-
-        Building a NengoDL graph takes a moment (planning, variables); doing it
-        before a ``tf.function`` traces keeps that out of the trace.
-        """
-        self._graph(int(minibatch_size))
-
-    def _graph(self, minibatch_size, build=True):
-        """The TensorGraph for ``minibatch_size`` (created on first use)."""
-        graph = self._graphs.get(minibatch_size)
-        if graph is None:
-            with tf.init_scope(), _dtype_setting(self.dtype):
-                graph = nengo_dl.tensor_graph.TensorGraph(
-                    self._nengo_model,
-                    self.dt,
-                    1,
-                    minibatch_size,
-                    None,
-                    nengo_dl.utils.NullProgressBar(),
-                    self.seed,
-                )
-            self._graphs[minibatch_size] = graph
-        if build and graph not in self._feeds:
-            if tf.executing_eagerly():
-                self._build_graph(graph)
-            else:
-                self._build_graph_outside_trace(graph)
+    def _graph(self, minibatch_size):
+        graph = self.simulation.graph(minibatch_size)
+        for layer in self.simulation.tensor_node_layers:
+            if not any(layer is known for known in self._tensor_node_layers):
+                self._tensor_node_layers.append(layer)
         return graph
 
-    def _build_graph_outside_trace(self, graph):
-        # a tf.function may only create variables on its first trace, and the
-        # graph's internal variables would be created inside this trace; a new
-        # thread starts in eager mode with its own variable-creator stack, so
-        # the graph is built there as if it had been prepared in advance
-        errors = []
+    # -- input structure ----------------------------------------------------------
 
-        def build():
-            try:
-                self._build_graph(graph)
-            except Exception as error:  # pylint: disable=broad-except
-                errors.append(error)
-
-        thread = threading.Thread(target=build, name="keras_nengo-build")
-        thread.start()
-        thread.join()
-        if errors:
-            raise errors[0]
-
-    def _build_graph(self, graph):
-        with tf.init_scope():
-            # TensorNode layers already built by another graph keep their weights
-            tracked = nengo_dl.compat.sub_layers(graph)
-            for layer in self._tensor_node_layers:
-                if layer not in tracked:
-                    tracked.append(layer)
-            graph.build(None)
-            graph.build_post()
-            for layer in nengo_dl.compat.sub_layers(graph):
-                if isinstance(layer, tf.keras.layers.Layer) and not any(
-                    layer is known for known in self._tensor_node_layers
-                ):
-                    self._tensor_node_layers.append(layer)
-            self._feeds[graph] = self._feed_plan(graph)
-
-    def _feed_plan(self, graph):
-        """For each merged array holding named parameters: its pieces in order.
-
-        Each piece is either ``(parameter, shape)`` or ``(None, (start, stop))``, a
-        row range to take from NengoDL's own variable (values that are not Nengo
-        parameters, e.g. gains stored next to non-trainable weights).
-        """
-        by_key = {}
-        for param in self._parameters:
-            tensor_sig = graph.signals[param.signal]
-            if tensor_sig.minibatched or len(tensor_sig.slices) != 1:
-                raise NotImplementedError(
-                    f"Cannot map Nengo parameter {param.name!r} ({param.obj}) onto "
-                    f"NengoDL's storage (slices {tensor_sig.slices})."
+    def _fed(self, inputs) -> dict:
+        """The layer's input as ``{Node: tensor}``; raises for a wrong structure."""
+        signature = self.signature
+        if isinstance(inputs, dict):
+            by_name = {signature.input_key(key): value for key, value in inputs.items()}
+        elif isinstance(inputs, (list, tuple)):
+            if len(inputs) != len(signature.input_names):
+                raise ValueError(
+                    f"Layer {self.name!r} takes a list of {len(signature.input_names)}"
+                    f" tensors, one per input {signature.input_names}. Received: a "
+                    f"list of {len(inputs)}. Pass a dict keyed by input name to "
+                    "feed some inputs only."
                 )
-            start, stop = tensor_sig.slices[0]
-            by_key.setdefault(tensor_sig.key, []).append(
-                (start, stop, param, tensor_sig.shape)
-            )
-        plan = {}
-        for key, pieces in by_key.items():
-            pieces.sort(key=lambda piece: piece[0])
-            rows = graph.base_params[key].shape[0]
-            ordered, position = [], 0
-            for start, stop, param, shape in pieces:
-                if start > position:
-                    ordered.append((None, (position, start)))
-                ordered.append((param, shape))
-                position = stop
-            if position < rows:
-                ordered.append((None, (position, rows)))
-            plan[key] = ordered
-        return plan
+            by_name = dict(zip(signature.input_names, inputs))
+        elif inputs is None:
+            by_name = {}
+        else:
+            if not signature.input_names:
+                raise ValueError(
+                    f"Layer {self.name!r} has no input Nodes, so it takes no data. "
+                    f"Received: {data_module.describe(inputs)}. Call it with None "
+                    "and n_steps=<int>."
+                )
+            by_name = {signature.input_names[0]: inputs}
+        fed, first = {}, None
+        for name, node in zip(signature.input_names, signature.input_nodes):
+            if name not in by_name or by_name[name] is None:
+                continue
+            value = tf.cast(by_name[name], self.dtype)
+            if value.shape.rank != 3 or value.shape[2] not in (None, node.size_out):
+                raise ValueError(
+                    f"Input {name!r} (Node {node}) of layer {self.name!r} expects a "
+                    f"tensor of shape (batch, n_steps, {node.size_out}). Received: "
+                    f"shape {tuple(value.shape)}."
+                )
+            if first is not None and value.shape[:2] != first.shape[:2]:
+                if None not in value.shape[:2] + first.shape[:2]:
+                    raise ValueError(
+                        "All inputs need the same batch size and number of steps. "
+                        f"Received: shapes {tuple(first.shape)} and "
+                        f"{tuple(value.shape)} (for {name!r})."
+                    )
+            first = value if first is None else first
+            fed[node] = value
+        return fed
 
     # -- forward pass -------------------------------------------------------------
-
-    def _merged_params(self, graph):
-        merged = {}
-        for key, pieces in self._feeds[graph].items():
-            parts = []
-            for param, extent in pieces:
-                if param is None:
-                    parts.append(graph.base_params[key][extent[0] : extent[1]])
-                else:
-                    parts.append(
-                        tf.reshape(self.named_variables[param.name], extent)
-                    )
-            merged[key] = parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
-        return merged
-
-    def _node_values(self, node, n_steps, minibatch_size):
-        """Output of a Node that is not fed from data, as a constant."""
-        output = node.output
-        dtype = np.dtype(self.dtype)
-        if output is None or node.size_out == 0:
-            return np.zeros((minibatch_size, n_steps, node.size_out), dtype)
-        if isinstance(output, np.ndarray) or np.isscalar(output):
-            values = np.broadcast_to(
-                np.asarray(output, dtype), (minibatch_size, n_steps, node.size_out)
-            )
-            return np.ascontiguousarray(values)
-        times = (np.arange(n_steps) + 1) * self.dt
-        if isinstance(output, nengo.Process):
-            rng = np.random.RandomState(self.seed)
-            values = np.zeros((minibatch_size, n_steps, node.size_out), dtype)
-            for i in range(minibatch_size):
-                state = output.make_state((0,), (node.size_out,), self.dt)
-                step = output.make_step(
-                    (0,), (node.size_out,), self.dt, output.get_rng(rng), state
-                )
-                values[i] = [np.array(step(t), copy=True) for t in times]
-            return values
-        single = np.array([np.array(output(t), dtype, copy=True) for t in times])
-        return np.broadcast_to(
-            single.reshape(1, n_steps, node.size_out),
-            (minibatch_size, n_steps, node.size_out),
-        ).copy()
 
     @tf.autograph.experimental.do_not_convert
     def call(self, inputs, training=None, n_steps=None):
@@ -346,100 +235,129 @@ class NengoLayer(tf.keras.layers.Layer):
 
         Parameters
         ----------
-        inputs : dict of {str: tf.Tensor}
-            Data for each input Node, keyed by input name, shaped
-            ``(batch, n_steps, node.size_out)``.
+        inputs : tf.Tensor, list or dict of tf.Tensor, or None
+            Data ``(batch, n_steps, node.size_out)``: one tensor for the first
+            input Node, a list in ``inputs`` order or a dict keyed by input name
+            (Nodes left out run their own output); None for no data.
         training : bool or None
             True runs spiking neurons as their rate approximation.
         n_steps : int or None
-            Number of time steps; only used when there are no data inputs.
+            Number of time steps; only used when no data is given.
 
         Returns
         -------
-        outputs : list of tf.Tensor
-            Probe data ``(batch, n_steps, probe size)`` in ``output_probes`` order.
+        outputs : tf.Tensor or list of tf.Tensor
+            Probe data ``(batch, n_steps, probe size)``: one tensor for one
+            output, else a list in ``outputs`` order.
         """
-        data = [inputs[self.names.input_name(node)] for node in self.input_nodes]
-        if data:
-            batch = tf.shape(data[0])[0]
-            static_batch = data[0].shape[0]
-            static_steps = data[0].shape[1]
-            steps = tf.shape(data[0])[1]
-        else:
-            if n_steps is None:
-                raise ValueError(
-                    "This network has no data inputs, so the number of time steps "
-                    "must be given. Received: n_steps=None. Pass n_steps=<int>."
-                )
-            static_batch = 1
-            batch = tf.constant(1)
-            static_steps = int(n_steps)
-            steps = tf.constant(static_steps)
-
-        minibatch_size = static_batch or self.default_minibatch_size
-        if minibatch_size is None:
+        fed = self._fed(inputs)
+        if not fed and n_steps is None:
             raise ValueError(
-                "The batch size of this call is not known while tracing; call the "
-                "model through NengoModel.fit/predict/evaluate or with a fixed batch "
-                "size."
+                f"Layer {self.name!r} was given no data, so the number of time steps "
+                "must be given. Received: n_steps=None. Pass n_steps=<int>."
             )
-        graph = self._graph(minibatch_size)
-
-        if static_batch is None:
-            tf.debugging.assert_less_equal(
-                batch,
-                minibatch_size,
-                message=(
-                    f"This model was traced for batches of at most {minibatch_size} "
-                    "samples; call fit/predict/evaluate with batch_size set."
-                ),
-            )
-        padding = minibatch_size - batch
-
-        fed = {}
-        for node, value in zip(self.input_nodes, data):
-            value = tf.cast(value, self.dtype)
-            if static_batch is None or static_batch != minibatch_size:
-                value = tf.pad(value, [[0, padding], [0, 0], [0, 0]])
-            value.set_shape([minibatch_size, static_steps, node.size_out])
-            fed[node] = value
-
-        node_inputs = []
-        for node in graph.invariant_inputs:
-            if node in fed:
-                node_inputs.append(fed[node])
-            else:
-                if static_steps is None:
-                    raise ValueError(
-                        f"Node {node} is not fed from data, so its output is "
-                        "computed in advance, which needs a fixed number of time "
-                        "steps; the number of steps of this call is unknown."
-                    )
-                node_inputs.append(
-                    tf.constant(
-                        self._node_values(node, static_steps, minibatch_size),
-                        self.dtype,
-                    )
+        if tf.executing_eagerly():
+            # NengoDL seeds TensorFlow on every call, which eagerly clears the
+            # kernel caches; inside a function it only seeds that graph
+            function = self._eager_calls.get("call")
+            if function is None:
+                function = tf.function(
+                    self._simulate, autograph=False
                 )
-        node_inputs.append(tf.fill([minibatch_size, 1], tf.cast(steps, tf.int32)))
+                self._eager_calls["call"] = function
+            outputs = function(fed, training, n_steps)
+        else:
+            outputs = self._simulate(fed, training, n_steps)
+        return outputs[0] if len(outputs) == 1 else outputs
 
-        merged = self._merged_params(graph)
-        own = graph.base_params
-        with nengo_dl.compat.trackable.no_automatic_dependency_tracking_scope(graph):
-            graph.base_params = {key: merged.get(key, own[key]) for key in own}
-        try:
-            outputs = graph.call(node_inputs, training=training)
-        finally:
-            with nengo_dl.compat.trackable.no_automatic_dependency_tracking_scope(
-                graph
-            ):
-                graph.base_params = own
+    def _simulate(self, fed, training, n_steps):
+        if not fed:
+            return self._run({}, 1, int(n_steps), training)
+        first = next(iter(fed.values()))
+        steps = first.shape[1] if first.shape[1] is not None else tf.shape(first)[1]
+        batch = first.shape[0]
+        if batch is not None:
+            return self._run(fed, batch, steps, training)
+        return self._run_in_chunks(fed, steps, training)
 
-        probe_index = {probe: i for i, probe in enumerate(self._nengo_model.probes)}
-        results = []
-        for probe in self.output_probes:
-            value = outputs[probe_index[probe]]
-            if static_batch != minibatch_size:
-                value = value[:batch]
-            results.append(value)
-        return results
+    def _run(self, fed, minibatch_size, n_steps, training):
+        outputs, _ = self.simulation.run(
+            self.named_variables, fed, minibatch_size, n_steps, training
+        )
+        index = self.simulation.probe_index
+        return [outputs[index[probe]] for probe in self.output_probes]
+
+    def _run_in_chunks(self, fed, n_steps, training):
+        size = self._minibatch_size
+        self._graph(size)
+        nodes = list(fed)
+        batch = tf.shape(fed[nodes[0]])[0]
+        n_chunks = (batch + size - 1) // size
+        padding = n_chunks * size - batch
+
+        def chunked(value):
+            value = tf.pad(value, [[0, padding], [0, 0], [0, 0]])
+            return tf.reshape(value, [n_chunks, size, n_steps, value.shape[-1]])
+
+        def run(chunk):
+            for node, value in zip(nodes, chunk):
+                value.set_shape([size, None, node.size_out])
+            return self._run(dict(zip(nodes, chunk)), size, n_steps, training)
+
+        signature = [
+            tf.TensorSpec([size, None, probe.size_in], self.dtype)
+            for probe in self.output_probes
+        ]
+        outputs = tf.map_fn(
+            run, [chunked(fed[node]) for node in nodes], fn_output_signature=signature
+        )
+        return [
+            tf.reshape(value, [n_chunks * size, n_steps, probe.size_in])[:batch]
+            for value, probe in zip(outputs, self.output_probes)
+        ]
+
+    def compute_output_shape(self, input_shape):
+        steps = None
+        for shape in tf.nest.flatten(input_shape, expand_composites=False):
+            if isinstance(shape, (tuple, list, tf.TensorShape)):
+                steps = tf.TensorShape(shape)[1]
+                break
+        shapes = [
+            tf.TensorShape([None, steps, probe.size_in]) for probe in self.output_probes
+        ]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    # -- serialization ------------------------------------------------------------
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            network=saving.serialize_network(
+                self.network, self.input_nodes, self.output_probes
+            ),
+            dt=self.dt,
+            seed=self.seed,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict):
+        config = dict(config)
+        network, inputs, outputs = saving.deserialize_network(config.pop("network"))
+        return cls(network, inputs=inputs, outputs=outputs, **config)
+
+
+def python_nodes(layer: NengoLayer) -> list:
+    """Nodes whose Python output function runs during the simulation.
+
+    NengoDL runs them through ``tf.numpy_function``, which neither XLA nor a
+    SavedModel served without Python can execute.
+    """
+    return [
+        node
+        for node in layer.network.all_nodes
+        if node.size_in > 0
+        and callable(node.output)
+        and not isinstance(node.output, nengo.Process)
+        and not isinstance(node, nengo_dl.TensorNode)
+    ]

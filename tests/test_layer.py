@@ -26,35 +26,32 @@ def test_only_named_variables_are_weights(layer):
 def test_graphs_per_batch_size_share_the_named_variables(layer):
     layer.build(None)
     x = np.random.RandomState(0).uniform(-1, 1, (5, 2, 1)).astype(np.float32)
-    before = layer({"stim": x}, training=True)[0]
-    single = layer({"stim": x[:1]}, training=True)[0]
+    before = layer({"stim": x}, training=True)
+    single = layer(x[:1], training=True)
     assert_close(single, before[:1])
-    assert sorted(layer._graphs) == [1, 5]
+    assert layer.simulation.minibatch_sizes == [1, 5]
 
     encoders = layer.named_variables["square/encoders"]
     encoders.assign(encoders * 2.0)
-    after = layer({"stim": x}, training=True)[0]
-    after_single = layer({"stim": x[:1]}, training=True)[0]
+    after = layer({"stim": x}, training=True)
+    after_single = layer(x[:1], training=True)
     assert not np.allclose(after, before)
     assert_close(after_single, after[:1])
 
 
-def test_unknown_batch_size_needs_a_default(layer):
+@pytest.mark.parametrize("batch", [1, 3, 4, 7])
+def test_unknown_batch_size_runs_in_chunks(layer, batch):
     layer.build(None)
+    layer.minibatch_size = 3
 
     @tf.function(input_signature=[tf.TensorSpec((None, 2, 1), tf.float32)])
     def run(x):
-        return layer({"stim": x}, training=False)[0]
+        return layer(x, training=True)
 
-    with pytest.raises(ValueError, match="batch size of this call is not known"):
-        run(np.zeros((2, 2, 1), np.float32))
-
-    # a new batch size inside an already traced function builds its graph
-    layer.default_minibatch_size = 3
-    assert run(np.zeros((2, 2, 1), np.float32)).shape == (2, 2, 1)
-    assert 3 in layer._graphs
-    with pytest.raises(tf.errors.InvalidArgumentError, match="at most 3 samples"):
-        run(np.zeros((4, 2, 1), np.float32))
+    x = np.random.RandomState(batch).uniform(-1, 1, (batch, 2, 1)).astype(np.float32)
+    expected = layer(x, training=True)
+    assert_close(run(x), expected)
+    assert 3 in layer.simulation.minibatch_sizes
 
 
 def test_inputless_network_needs_n_steps():
@@ -64,8 +61,10 @@ def test_inputless_network_needs_n_steps():
     layer = NengoLayer(net, inputs=[], outputs=[probe])
     layer.build(None)
     with pytest.raises(ValueError, match="Received: n_steps=None"):
-        layer({}, training=False)
-    assert layer({}, training=False, n_steps=3)[0].shape == (1, 3, 1)
+        layer(None, training=False)
+    with pytest.raises(ValueError, match="has no input Nodes.*Received: array"):
+        layer(np.zeros((1, 3, 1)), training=False)
+    assert layer(None, training=False, n_steps=3).shape == (1, 3, 1)
 
 
 def test_bad_dtype():

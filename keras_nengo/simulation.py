@@ -1,0 +1,393 @@
+"""NengoDL's simulation of one network, run from tensors the caller owns.
+
+NengoDL simulates a network with a ``TensorGraph`` that keeps all parameters of
+one kind in a few merged, unlabelled variables (``base_params``), keeps the
+simulation state in more variables (``saved_state``) and bakes its minibatch
+size into every signal. `Simulation` keeps NengoDL's build and its per-step
+maths but none of its variables on the run path: on every run the merged
+parameter arrays are assembled from the caller's named variables (one
+``tf.concat`` per array) and the state starts from constants (or from the
+caller's state tensors), so gradients flow to the named variables, nothing of
+NengoDL's needs tracking in a SavedModel or mirroring under ``tf.distribute``,
+and the final state comes back as tensors.
+
+One ``TensorGraph`` is built per minibatch size actually used; they share the
+named variables and the Keras layers of TensorNodes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import nengo
+import numpy as np
+import tensorflow as tf
+
+from keras_nengo._compat import nengo_dl
+
+SUPPORTED_DTYPES = ("float32", "float64")
+
+
+def build_nengo_model(network: nengo.Network, dt: float, seed: int, dtype: str):
+    """Build ``network`` with NengoDL's builder, as ``nengo_dl.Simulator`` does."""
+    precision = nengo.rc.get("precision", "bits")
+    nengo.rc.set("precision", "bits", dtype[-2:])
+    try:
+        model = nengo_dl.builder.NengoModel(
+            dt=float(dt),
+            label=f"{network}, dt={dt:f}",
+            builder=nengo_dl.builder.NengoBuilder(),
+            fail_fast=False,
+        )
+        if network.seed is None:
+            # the builder seeds everything from the network's seed; without one it
+            # draws from the global RNG, so give it the simulation's seed instead
+            model.seeds[network] = seed
+            model.seeded[network] = False
+        model.build(network)
+    finally:
+        nengo.rc.set("precision", "bits", precision)
+    return model
+
+
+@contextlib.contextmanager
+def _dtype_setting(dtype):
+    """Make NengoDL's TensorGraph use ``dtype`` whatever the network's config says.
+
+    TensorGraph reads its precision from ``configure_settings(dtype=...)`` on the
+    network; keras_nengo takes it as an argument instead of changing the user's
+    network config.
+    """
+    module = nengo_dl.tensor_graph.config
+    original = module.get_setting
+
+    def get_setting(model, setting, default=None, obj=None):
+        if setting == "dtype" and obj is None:
+            return dtype
+        return original(model, setting, default=default, obj=obj)
+
+    module.get_setting = get_setting
+    try:
+        yield
+    finally:
+        module.get_setting = original
+
+
+class Parameter:
+    """Where one named Nengo parameter lives in NengoDL's merged storage."""
+
+    def __init__(self, name, obj, attr, signal, trainable):
+        self.name = name
+        self.obj = obj
+        self.attr = attr
+        self.signal = signal
+        self.trainable = trainable
+        initial = signal.initial_value
+        if hasattr(initial, "indices"):
+            initial = initial.data
+        elif signal.sparse:
+            initial = initial.tocoo().data
+        self.initial_value = np.array(initial)
+        self.shape = self.initial_value.shape
+
+
+def _constant(value):
+    """A tensor of ``value`` (its own dtype), as a fill where that keeps it small."""
+    flat = value.reshape(-1)
+    if flat.size and np.all(flat == flat[0]):
+        return tf.fill(value.shape, tf.constant(flat[0], value.dtype))
+    return tf.constant(value)
+
+
+class _Feed:
+    """How one built TensorGraph is fed: parameter pieces and initial state."""
+
+    def __init__(self, graph, parameters):
+        self.pieces = {}
+        by_key = {}
+        for param in parameters:
+            tensor_sig = graph.signals[param.signal]
+            if tensor_sig.minibatched or len(tensor_sig.slices) != 1:
+                raise NotImplementedError(
+                    f"Cannot map Nengo parameter {param.name!r} ({param.obj}) onto "
+                    f"NengoDL's storage (slices {tensor_sig.slices})."
+                )
+            start, stop = tensor_sig.slices[0]
+            by_key.setdefault(tensor_sig.key, []).append(
+                (start, stop, param, tensor_sig.shape)
+            )
+        own = {key: var.numpy() for key, var in graph.base_params.items()}
+        for key, found in by_key.items():
+            found.sort(key=lambda piece: piece[0])
+            pieces, position = [], 0
+            for start, stop, param, shape in found:
+                if start > position:
+                    pieces.append(own[key][position:start])
+                pieces.append((param, shape))
+                position = stop
+            if position < own[key].shape[0]:
+                pieces.append(own[key][position:])
+            self.pieces[key] = pieces
+        # values NengoDL keeps in variables that are not named parameters: fixed
+        # for the life of the build, so they enter the graph as constants
+        self.fixed = {key: value for key, value in own.items() if key not in by_key}
+        # learning-rule targets: parameters that change per sample, i.e. state
+        self.learned = [
+            key
+            for kind in ("trainable", "non_trainable")
+            for key, init in graph.base_arrays_init[kind].items()
+            if init[-1]
+        ]
+        self.initial_state = {
+            key: var.numpy() for key, var in graph.saved_state.items()
+        }
+        self.initial_state.update({("learned", key): own[key] for key in self.learned})
+
+
+class Simulation:
+    """NengoDL's build of ``network``, run as a function of tensors.
+
+    Parameters
+    ----------
+    network : nengo.Network
+        The network to simulate.
+    parameters : list of tuple
+        ``(name, obj, attr)`` for every Nengo parameter that may become a named
+        variable (see `keras_nengo.naming.NameTable.parameters`).
+    dt, seed, dtype
+        As in `keras_nengo.NengoLayer`.
+    """
+
+    def __init__(self, network, parameters, dt, seed, dtype):
+        self.network = network
+        self.dt = float(dt)
+        self.seed = int(seed)
+        self.dtype = dtype
+        self.model = build_nengo_model(network, self.dt, self.seed, dtype)
+        self._graphs = {}
+        self._feeds = {}
+        self.tensor_node_layers = []
+        self.parameters = self._find_parameters(self._new_graph(1), parameters)
+        self.probe_index = {probe: i for i, probe in enumerate(self.model.probes)}
+
+    @property
+    def minibatch_sizes(self) -> list:
+        """Minibatch sizes of the graphs built so far."""
+        return sorted(size for size, graph in self._graphs.items() if graph in self._feeds)
+
+    def _find_parameters(self, graph, candidates):
+        sig = self.model.sig
+        found = []
+        for name, obj, attr in candidates:
+            signal = sig[obj].get(attr)
+            if signal is None or signal not in graph.signals:
+                # the parameter does not take part in the simulation (e.g. the
+                # graph optimizer removed the only operator that read it)
+                continue
+            trainable = getattr(signal, "trainable", None)
+            if trainable is None or getattr(signal, "minibatched", False):
+                # None: never a parameter (probe connections); minibatched: the
+                # target of an online learning rule, i.e. simulation state
+                continue
+            found.append(Parameter(name, obj, attr, signal, bool(trainable)))
+        return found
+
+    def _new_graph(self, minibatch_size):
+        with tf.init_scope(), _dtype_setting(self.dtype):
+            graph = nengo_dl.tensor_graph.TensorGraph(
+                self.model,
+                self.dt,
+                1,
+                minibatch_size,
+                None,
+                nengo_dl.utils.NullProgressBar(),
+                self.seed,
+            )
+        self._graphs[minibatch_size] = graph
+        return graph
+
+    def graph(self, minibatch_size: int):
+        """The built TensorGraph for ``minibatch_size`` (built on first use).
+
+        Building makes NengoDL's variables; inside a ``tf.function`` trace that
+        is done in a new thread, which starts in eager mode with its own variable
+        creator stack, as if the graph had been built before the trace.
+        """
+        graph = self._graphs.get(minibatch_size) or self._new_graph(minibatch_size)
+        if graph in self._feeds:
+            return graph
+        if tf.executing_eagerly():
+            self._build(graph)
+            return graph
+        errors = []
+
+        def build():
+            try:
+                self._build(graph)
+            except Exception as error:  # pylint: disable=broad-except
+                errors.append(error)
+
+        thread = threading.Thread(target=build, name="keras_nengo-build")
+        thread.start()
+        thread.join()
+        if errors:
+            raise errors[0]
+        return graph
+
+    def _build(self, graph):
+        with tf.init_scope():
+            # TensorNode layers already built by another graph keep their weights
+            tracked = nengo_dl.compat.sub_layers(graph)
+            for layer in self.tensor_node_layers:
+                if layer not in tracked:
+                    tracked.append(layer)
+            graph.build(None)
+            graph.build_post()
+            for layer in nengo_dl.compat.sub_layers(graph):
+                if isinstance(layer, tf.keras.layers.Layer) and not any(
+                    layer is known for known in self.tensor_node_layers
+                ):
+                    self.tensor_node_layers.append(layer)
+            self._feeds[graph] = _Feed(graph, self.parameters)
+
+    # -- running ------------------------------------------------------------------
+
+    def node_values(self, graph, n_steps: int) -> dict:
+        """Outputs of the graph's input Nodes over ``n_steps``, as NengoDL makes them.
+
+        Process Nodes draw from one random state shared in the graph's Node order
+        (with one step function per sample row), as ``nengo_dl.Simulator`` does.
+        """
+        dtype = np.dtype(self.dtype)
+        size = graph.minibatch_size
+        times = (np.arange(n_steps) + 1) * self.dt
+        rng = np.random.RandomState(self.seed)
+        values = {}
+        for node in graph.invariant_inputs:
+            output = node.output
+            shape = (size, n_steps, node.size_out)
+            if output is None or node.size_out == 0:
+                values[node] = np.zeros(shape, dtype)
+            elif isinstance(output, nengo.Process):
+                steps = [
+                    output.make_step(
+                        (0,),
+                        (node.size_out,),
+                        self.dt,
+                        output.get_rng(rng),
+                        output.make_state((0,), (node.size_out,), self.dt),
+                    )
+                    for _ in range(size)
+                ]
+                values[node] = np.array(
+                    [[np.array(step(t), copy=True) for t in times] for step in steps],
+                    dtype,
+                ).reshape(shape)
+            elif callable(output):
+                single = [np.array(output(t), dtype, copy=True) for t in times]
+                values[node] = np.broadcast_to(
+                    np.reshape(single, (1, n_steps, node.size_out)), shape
+                ).copy()
+            else:
+                values[node] = np.ascontiguousarray(
+                    np.broadcast_to(np.asarray(output, dtype), shape)
+                )
+        return values
+
+    def _merged_params(self, feed, variables):
+        merged = {}
+        for key, pieces in feed.pieces.items():
+            parts = [
+                tf.reshape(variables[piece[0].name], piece[1])
+                if isinstance(piece, tuple)
+                else tf.constant(piece)
+                for piece in pieces
+            ]
+            merged[key] = parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
+        for key, value in feed.fixed.items():
+            merged[key] = _constant(value)
+        return merged
+
+    def initial_state(self, minibatch_size: int) -> dict:
+        """The state a run starts from: ``{key: np.ndarray}``."""
+        return dict(self._feeds[self.graph(minibatch_size)].initial_state)
+
+    def run(self, variables, fed, minibatch_size, n_steps, training, state=None):
+        """Simulate ``n_steps`` steps for a minibatch of ``minibatch_size`` rows.
+
+        Parameters
+        ----------
+        variables : dict of {str: tf.Variable}
+            The named parameters, by name.
+        fed : dict of {nengo.Node: tf.Tensor}
+            Data ``(minibatch_size, n_steps, node.size_out)`` for fed Nodes; the
+            other input Nodes run their own output (needs a static ``n_steps``).
+        minibatch_size : int
+        n_steps : int or tf.Tensor
+        training : bool or None
+            True runs spiking neurons as their rate approximation.
+        state : dict or None
+            State to start from (as `initial_state` returns); None: the initial
+            state.
+
+        Returns
+        -------
+        outputs : list of tf.Tensor
+            Probe data ``(minibatch_size, n_steps, size)`` in NengoDL's probe order.
+        final_state : dict of {key: tf.Tensor}
+            The state after the last step, in the form of ``state``.
+        """
+        graph = self.graph(minibatch_size)
+        feed = self._feeds[graph]
+        static_steps = tf.get_static_value(n_steps)
+        node_inputs = []
+        unfed = [node for node in graph.invariant_inputs if node not in fed]
+        if unfed and static_steps is None:
+            raise ValueError(
+                f"Node {unfed[0]} is not fed from data, so its output is computed "
+                "in advance, which needs a fixed number of time steps; the number "
+                "of steps of this call is unknown. Give the data a static number "
+                "of steps (e.g. tf.keras.Input((n_steps, size))) or feed the Node."
+            )
+        own = self.node_values(graph, int(static_steps)) if unfed else {}
+        for node in graph.invariant_inputs:
+            value = fed[node] if node in fed else tf.constant(own[node], self.dtype)
+            node_inputs.append(value)
+        node_inputs.append(tf.fill([minibatch_size, 1], tf.cast(n_steps, tf.int32)))
+
+        if state is None:
+            state = {
+                key: _constant(value)
+                for key, value in feed.initial_state.items()
+            }
+        base = self._merged_params(feed, variables)
+        base.update({key: state[("learned", key)] for key in feed.learned})
+        outputs = self._call(graph, node_inputs, training, base, state)
+        final = dict(zip(graph.saved_state, graph.final_internal_state))
+        final_params = dict(zip(graph.base_params, graph.final_base_params))
+        final.update({("learned", key): final_params[key] for key in feed.learned})
+        return outputs, final
+
+    @staticmethod
+    def _call(graph, node_inputs, training, base, state):
+        """``graph.call`` with our tensors in place of NengoDL's variables."""
+        own = (graph.base_params, graph.saved_state, graph.base_arrays_init)
+        # learning-rule targets are assigned back to NengoDL's variables after a
+        # run; marking them not minibatched for the call leaves them as tensors
+        arrays_init = {
+            kind: {key: (*init[:-1], False) for key, init in inits.items()}
+            if kind != "state"
+            else inits
+            for kind, inits in graph.base_arrays_init.items()
+        }
+        scope = nengo_dl.compat.trackable.no_automatic_dependency_tracking_scope
+        with scope(graph):
+            graph.base_params = {key: base[key] for key in own[0]}
+            graph.saved_state = {key: state[key] for key in own[1]}
+            graph.base_arrays_init = arrays_init
+        try:
+            return graph.call(node_inputs, training=training)
+        finally:
+            with scope(graph):
+                graph.base_params, graph.saved_state, graph.base_arrays_init = own

@@ -1,0 +1,134 @@
+"""The training step: gradients per named weight, and no step on a non-finite batch.
+
+`TrainStepMixin` gives `keras_nengo.NengoModel` Keras's ``train_step`` order
+(unpack → forward under a tape with ``training=True`` → loss → gradients → apply
+→ metrics) with two additions: ``grad_norm/<name>`` logs, and a guard that
+skips a batch whose loss or gradients are not finite, so that no NaN ever
+reaches a weight. The guard follows Keras's LossScaleOptimizer: gradients are
+all-reduced across replicas first, every replica sees the same verdict, and the
+conditional apply runs in cross-replica context where ``tf.distribute`` needs it.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def _all_finite(loss, gradients):
+    return tf.reduce_all(
+        [tf.reduce_all(tf.math.is_finite(loss))]
+        + [tf.reduce_all(tf.math.is_finite(g)) for g in gradients]
+    )
+
+
+class TrainStepMixin:
+    """``train_step`` and ``gradients`` for a model with ``self.nengo_layer``."""
+
+    def _apply_if_finite(self, loss, gradients, variables):
+        """Apply ``gradients`` (summed over replicas) unless something is not finite.
+
+        Returns the number of skipped batches (0 or 1) as an int64 tensor.
+        """
+        context = tf.distribute.get_replica_context()
+        gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+        # the loss differs per replica: every replica must agree on the verdict
+        bad = tf.cast(tf.logical_not(_all_finite(loss, gradients)), tf.float32)
+        finite = tf.equal(context.all_reduce(tf.distribute.ReduceOp.SUM, bad), 0.0)
+        optimizer = self.optimizer
+        if isinstance(optimizer, tf.keras.optimizers.legacy.Optimizer):
+            options = {"experimental_aggregate_gradients": False}
+        else:
+            options = {"skip_gradients_aggregation": True}
+
+        def apply(gradients):
+            optimizer.apply_gradients(zip(gradients, variables), **options)
+
+        def skip():
+            self._skipped_batches.assign_add(1)
+
+        if tf.__internal__.distribute.strategy_supports_no_merge_call():
+            tf.__internal__.smart_cond.smart_cond(
+                finite, lambda: apply(gradients), skip
+            )
+            return
+
+        def cross_replica(distribution, gradients, finite):
+            # every replica computed the same verdict from all-reduced values
+            verdict = distribution.experimental_local_results(finite)[0]
+
+            def apply_everywhere():
+                distribution.extended.call_for_each_replica(apply, args=(gradients,))
+
+            tf.__internal__.smart_cond.smart_cond(verdict, apply_everywhere, skip)
+
+        context.merge_call(cross_replica, args=(gradients, finite))
+
+    def train_step(self, data):
+        x, y, sample_weight = tf.keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x, y, y_pred, sample_weight)
+        self._validate_target_and_loss(y, loss)
+        variables = self.trainable_variables
+        gradients = tape.gradient(loss, variables)
+        gradients = [
+            tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+            for g, v in zip(gradients, variables)
+        ]
+        self._apply_if_finite(loss, gradients, variables)
+        logs = self.compute_metrics(x, y, y_pred, sample_weight)
+        if self.gradient_norms:
+            names = {id(v): n for n, v in self.nengo_layer.named_variables.items()}
+            for variable, gradient in zip(variables, gradients):
+                name = names.get(id(variable), variable.name.split(":")[0])
+                logs[f"grad_norm/{name}"] = tf.norm(gradient)
+        return logs
+
+    def gradients(self, x, y, sample_weight=None) -> dict:
+        """Gradients of the compiled loss w.r.t. each named trainable weight.
+
+        The same computation as ``train_step`` (``training=True``), for custom
+        loops.
+
+        Parameters
+        ----------
+        x, y
+            Data and targets, in the forms ``fit`` accepts (arrays, lists, dicts).
+        sample_weight : array_like or None
+
+        Returns
+        -------
+        gradients : dict of {str: tf.Tensor}
+            Keyed by weight name.
+
+        Raises
+        ------
+        RuntimeError
+            If the model is not compiled.
+        """
+        if self.compiled_loss is None:
+            raise RuntimeError(
+                "gradients() uses the compiled loss, but the model is not compiled. "
+                "Call model.compile(loss=...) first."
+            )
+        x, y = self._checked(x, y)
+        if self._gradients_function is None:
+            named = {
+                name: v
+                for name, v in self.nengo_layer.named_variables.items()
+                if v.trainable
+            }
+
+            @tf.function
+            def compute(x, y, sample_weight):
+                with tf.GradientTape() as tape:
+                    y_pred = self(x, training=True)
+                    loss = self.compute_loss(x, y, y_pred, sample_weight)
+                grads = tape.gradient(loss, named)
+                return {
+                    name: tf.zeros_like(named[name]) if g is None else g
+                    for name, g in grads.items()
+                }
+
+            self._gradients_function = compute
+        return self._gradients_function(x, y, sample_weight)
