@@ -292,6 +292,11 @@ class NengoModel(JacobianMixin, NamedWeightsMixin, TrainStepMixin, tf.keras.Mode
         network, inputs, outputs = saving.deserialize_network(config.pop("network"))
         return cls(network, inputs=inputs, outputs=outputs, **config)
 
+    def compile_from_config(self, config):
+        # Keras skips compiling on load when compile() is overridden; this one only
+        # re-keys dicts, so the stored arguments compile the same model
+        self.compile(**saving.deserialize_keras_object(config))
+
     def build_from_config(self, config):
         # built in __init__; Keras's default would call build() with input shapes
         pass

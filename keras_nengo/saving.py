@@ -17,10 +17,15 @@ import base64
 import pickle
 
 import cloudpickle
-from tf_keras.src.saving import serialization_lib
+from tf_keras.src.saving import saving_lib, serialization_lib
 
 #: marks the format of a serialized network in a config
 FORMAT = "keras_nengo.network/cloudpickle-v1"
+
+
+def deserialize_keras_object(config):
+    """Keras's own deserializer (compile arguments stored in a .keras file)."""
+    return saving_lib.deserialize_keras_object(config)
 
 
 def serialize_network(network, inputs, outputs) -> dict:
