@@ -136,8 +136,14 @@ class NengoModel(JacobianMixin, NamedWeightsMixin, TrainStepMixin, tf.keras.Mode
     # -- data ---------------------------------------------------------------------
 
     def _use_minibatch_size(self, size):
-        """Make traced functions run the simulation in minibatches of ``size``."""
-        size = int(size)
+        """Make traced functions run the simulation in minibatches of ``size``.
+
+        Under ``tf.distribute`` each replica gets its share of the global batch,
+        with a batch size unknown while tracing: chunks of that share, not of
+        the global batch, keep the replicas from simulating padding.
+        """
+        replicas = self.distribute_strategy.num_replicas_in_sync
+        size = -(-int(size) // replicas)
         if size != self.nengo_layer.minibatch_size:
             self.nengo_layer.minibatch_size = size
             self.train_function = None
