@@ -71,3 +71,61 @@ def test_bad_dtype():
     net = tutorial_network(n_neurons=5)
     with pytest.raises(ValueError, match="Received: dtype='int32'"):
         NengoLayer(net, inputs=[net.stim], outputs=[net.p_out], dtype="int32")
+
+
+def test_functional_and_sequential_models_train_both_kinds_of_weights():
+    net = tutorial_network(n_neurons=10)
+    with net:
+        kn_settings = net.config[nengo.Ensemble]
+        kn_settings.trainable = True
+    x = np.random.RandomState(0).uniform(-1, 1, (10, 2, 1)).astype(np.float32)
+    y = np.sin(x)
+    for build in ("functional", "sequential"):
+        layer = NengoLayer(net, inputs=[net.stim], outputs=[net.p_out_nofilt], seed=1)
+        dense = tf.keras.layers.Dense(1, name="pre")
+        if build == "functional":
+            inp = tf.keras.Input((2, 1))
+            model = tf.keras.Model(inp, layer(dense(inp)))
+        else:
+            model = tf.keras.Sequential([tf.keras.Input((2, 1)), dense, layer])
+        assert "nengo_layer" in "".join(l.name for l in model.layers)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
+        encoders = layer.named_variables["square/encoders"]
+        grad_kernel, grad_encoders = tape.gradient(loss, [dense.kernel, encoders])
+        assert np.abs(grad_kernel).max() > 0
+        assert np.abs(grad_encoders).max() > 0
+        before = layer.named_variables["square/encoders"].numpy()
+        kernel = dense.kernel.numpy()
+        model.compile(optimizer=tf.keras.optimizers.SGD(0.1), loss="mse")
+        # 10 samples in batches of 4: a partial final batch, unknown while tracing
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+        assert not np.allclose(layer.named_variables["square/encoders"], before)
+        assert not np.allclose(dense.kernel, kernel)
+        direct = layer(dense(x), training=False)
+        assert_close(model.predict(x, batch_size=3, verbose=0), direct)
+
+
+def test_summary_lists_the_layer_and_its_weights():
+    net = tutorial_network(n_neurons=10)
+    inp = tf.keras.Input((2, 1))
+    model = tf.keras.Model(inp, NengoLayer(net, outputs=[net.p_out], name="snn")(inp))
+    lines = []
+    model.summary(print_fn=lines.append)
+    row = next(line for line in lines if line.startswith(" snn"))
+    assert "(None, 2, 1)" in row and str(model.layers[1].count_params()) in row
+
+
+def test_wrong_input_structure_says_what_was_received(layer):
+    x = np.zeros((2, 3, 1), np.float32)
+    cases = [
+        ([x, x], r"takes a list of 1 tensors.*Received: a list of 2"),
+        ({"nope": x}, r"Unknown input 'nope'.*\['stim'\]"),
+        (np.zeros((2, 3, 4), np.float32), r"Input 'stim'.*\(batch, n_steps, 1\).*4"),
+        (np.zeros((2, 3), np.float32), r"Input 'stim'.*Received: shape \(2, 3\)"),
+    ]
+    for inputs, match in cases:
+        with pytest.raises(ValueError, match=match):
+            layer(inputs)
+    with pytest.raises(ValueError, match=r"minibatch_size must be >= 1.*0"):
+        layer.minibatch_size = 0

@@ -311,6 +311,36 @@ def test_float64():
     assert_close(out, ref, "float64")
 
 
+def test_float64_data_is_never_rounded_to_float32():
+    net = all_trainable(tutorial_network())
+    model = kn.NengoModel(net, outputs=[net.p_out_nofilt], dtype="float64", seed=2)
+    reference = kn.NengoModel(net, outputs=[net.p_out_nofilt], dtype="float64", seed=2)
+    rng = np.random.RandomState(3)
+    # values that float32 cannot hold: a float32 round trip changes them by ~1e-8
+    x = rng.uniform(-1, 1, size=(6, 3, 1)) + 1e-9
+    y = np.sin(x**2)
+    assert np.abs(x.astype(np.float32) - x).max() > 1e-9
+
+    direct = reference(tf.constant(x), training=False).numpy()
+    assert_close(model.predict(x, batch_size=6, verbose=0), direct, "float64")
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.5), loss="mse")
+    # Keras's loss tracker (a Mean metric) accumulates in float32, whatever the data
+    loss = model.evaluate(x, y, batch_size=6, verbose=0)
+    np.testing.assert_allclose(loss, np.mean((direct - y) ** 2), rtol=1e-7)
+    model.fit(x, y, batch_size=6, epochs=1, shuffle=False, verbose=0)
+
+    variables = reference.trainable_variables
+    with tf.GradientTape() as tape:
+        out = reference(tf.constant(x), training=True)
+        step_loss = tf.reduce_mean(tf.square(out - y))
+    for variable, grad in zip(variables, tape.gradient(step_loss, variables)):
+        variable.assign_sub(0.5 * grad)
+    for name, value in model.get_named_weights().items():
+        np.testing.assert_allclose(
+            value, reference.get_named_weights()[name], rtol=0, atol=1e-12
+        )
+
+
 # -- named weights ------------------------------------------------------------------
 
 
