@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -11,6 +12,34 @@ import tensorflow as tf
 from keras_nengo.jacobian import jacobian_norms
 
 _NORMS = ("fro", "spectral", "max")
+
+#: ``{model: {request key: tf.function}}``: the traced norm computations.
+#: Every fresh logger (keras-tuner deep-copies callbacks per trial) would
+#: otherwise trace and instantiate a new function of the whole Jacobian graph,
+#: about a second per ``fit``; loggers with the same request share one.
+_NORM_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def _norm_function(model, names, wrt, output, steps, norms):
+    """``compute(x) -> (norms, first-sample Jacobians)`` for one request.
+
+    The model is held weakly so that the cache does not keep it alive.
+    """
+    model_ref = weakref.ref(model)
+
+    @tf.function
+    def compute(x):
+        # a list wrt always gives a dict keyed by input/weight name
+        result = model_ref().jacobian(x, wrt=wrt, output=output, steps=steps)
+        values = {}
+        for name in names:
+            for norm in norms:
+                values[f"jacobian/{name}/{norm}"] = tf.reduce_mean(
+                    jacobian_norms(result[name], ord=norm)
+                )
+        return values, {name: result[name][0] for name in names}
+
+    return compute
 
 
 class JacobianNormLogger(tf.keras.callbacks.Callback):
@@ -92,6 +121,7 @@ class JacobianNormLogger(tf.keras.callbacks.Callback):
     def _reset_runtime(self):
         self._writer = None
         self._compute = None
+        self._data = None
         self._resolved_log_dir = None
 
     def __deepcopy__(self, memo):
@@ -135,24 +165,26 @@ class JacobianNormLogger(tf.keras.callbacks.Callback):
         request = model._jacobian_request(
             self.x, self.wrt, self.output, self.steps, training=True
         )
-        x = request.data
-        names = sorted(request.wrt_inputs + request.wrt_weights)
-
-        @tf.function
-        def compute():
-            # a list wrt always gives a dict keyed by input/weight name
-            result = model.jacobian(
-                x, wrt=self.wrt, output=self.output, steps=self.steps
+        self._data = request.data
+        names = tuple(sorted(request.wrt_inputs + request.wrt_weights))
+        key = (
+            names,
+            request.output_name,
+            tuple(request.indices),
+            request.squeeze,
+            self.norms,
+            tuple(
+                (name, tuple(value.shape), value.dtype.name)
+                for name, value in sorted(request.data.items())
+            ),
+        )
+        functions = _NORM_FUNCTIONS.setdefault(model, {})
+        if key not in functions:
+            steps = request.indices[0] if request.squeeze else list(request.indices)
+            functions[key] = _norm_function(
+                model, names, list(names), request.output_name, steps, self.norms
             )
-            values = {}
-            for name in names:
-                for norm in self.norms:
-                    values[f"jacobian/{name}/{norm}"] = tf.reduce_mean(
-                        jacobian_norms(result[name], ord=norm)
-                    )
-            return values, {name: result[name][0] for name in names}
-
-        return compute
+        return functions[key]
 
     def on_train_begin(self, logs=None):
         log_dir = self.log_dir
@@ -171,7 +203,7 @@ class JacobianNormLogger(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every_n_epochs != 0:
             return
-        values, first = self._compute()
+        values, first = self._compute(self._data)
         values = {key: float(value) for key, value in values.items()}
         if logs is not None:
             logs.update(values)

@@ -65,6 +65,36 @@ def test_norms_reach_history_and_event_files(tmp_path, setup):
     assert np.isclose(history.history["jacobian/square/encoders/fro"][-1], expected)
 
 
+def test_fresh_loggers_share_one_traced_function(tmp_path, setup):
+    """A fresh (or deep-copied) logger does not trace the Jacobian graph again."""
+    from keras_nengo import callbacks
+
+    net, model, x, y = setup
+    loggers = [JacobianNormLogger(x[:4], log_dir=str(tmp_path)) for _ in range(2)]
+    loggers.append(copy.deepcopy(loggers[0]))
+    # same shape, other values: the same traced function, its own numbers
+    loggers.append(JacobianNormLogger(x[4:8], log_dir=str(tmp_path)))
+    histories = [
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[logger]).history
+        for logger in loggers
+    ]
+    functions = callbacks._NORM_FUNCTIONS[model]
+    assert len(functions) == 1
+    (compute,) = functions.values()
+    assert compute.experimental_get_tracing_count() == 1
+    for history, probe in ((histories[2], x[:4]), (histories[3], x[4:8])):
+        jacobian = model.jacobian(probe, wrt="stim")
+        expected = float(np.mean(kn.jacobian_norms(jacobian, ord="fro")))
+        assert not np.isclose(expected, 0.0)
+    # the last fit's logger saw the final weights and its own probe batch
+    np.testing.assert_allclose(
+        histories[3]["jacobian/stim/fro"][-1], expected, rtol=1e-5
+    )
+    assert not np.isclose(
+        histories[3]["jacobian/stim/fro"][-1], histories[2]["jacobian/stim/fro"][-1]
+    )
+
+
 def test_every_n_epochs_and_default_log_dir(tmp_path, setup, monkeypatch):
     net, model, x, y = setup
     monkeypatch.chdir(tmp_path)
