@@ -150,6 +150,8 @@ def test_error_text_becomes_the_value():
     assert row["ratio"] is None and row["met"] is False
     assert "ValueError: no" in bench.format_table({"rows": [row]})
     assert runners.error_text(ValueError("first\nsecond")) == "ValueError: first"
+    xla = ValueError("Graph execution error:\n\nDetected unsupported operations: X")
+    assert runners.error_text(xla) == "ValueError: Detected unsupported operations: X"
 
 
 def test_jit_fit_records_keras_nengo_or_its_error():

@@ -49,8 +49,14 @@ def median_seconds(functions: dict, repeats: int, warmups: dict | None = None) -
 def error_text(error: BaseException) -> str:
     """A one-line description of ``error`` for a report row."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    first = lines[0] if lines else ""
-    return f"{type(error).__name__}: {first[:160]}"
+    # XLA's errors start with "Graph execution error:"; the reason comes later
+    telling = [
+        line
+        for line in lines
+        if any(word in line for word in ("unsupported", "not supported", "No regist"))
+    ]
+    line = (telling or lines or [""])[0]
+    return f"{type(error).__name__}: {line[:200]}"
 
 
 def _model(bench, learning_rate, jit_compile=False):
