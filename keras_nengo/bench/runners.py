@@ -53,7 +53,10 @@ def error_text(error: BaseException) -> str:
     telling = [
         line
         for line in lines
-        if any(word in line for word in ("unsupported", "not supported", "No regist"))
+        if any(
+            word in line
+            for word in ("XLA compilation", "unsupported", "not supported", "No regist")
+        )
     ]
     line = (telling or lines or [""])[0]
     return f"{type(error).__name__}: {line[:200]}"
