@@ -64,9 +64,17 @@ recursively, then connections):
   uses on Nengo >= 3.1: a non-`~nengo.transforms.NoTransform` transform, or
   a decoded connection from a non-Direct Ensemble).
 
+**Keras layers.** The weights of a Keras layer inside a TensorNode (e.g.
+``nengo_dl.Layer(tf.keras.layers.Dense(10))``) are named after the
+TensorNode, ``<node>/kernel``, not after the Keras layer (``dense_3/kernel``
+carries a counter that changes with every layer created before it).
+`NameTable.tensor_nodes` lists the TensorNodes and their names; a layer
+used by several TensorNodes is named after the first.
+
 Names are unique: object names because pieces are unique per scope and
 contain no ``"/"``; parameter names because only ensembles and connections,
-which contain nothing, own parameters.
+which contain nothing, own parameters; layer weights because they sit under
+the name of a TensorNode, which owns no parameter either.
 
 **Characters.** `sanitize` keeps ``[A-Za-z0-9_.-]``. Leading ``"-"`` is
 dropped too, because TensorFlow refuses it at the start of a graph name
@@ -523,6 +531,29 @@ class NameTable:
                 f"Received: probe={probe!r} of type {type(probe).__name__}."
             )
         return self.name(probe)
+
+    def tensor_nodes(self) -> list[tuple[str, nengo.Node]]:
+        """Every TensorNode of the network with its name, in Nengo's build order.
+
+        A TensorNode is a Node with a ``tensor_func`` (`nengo_dl.TensorNode`);
+        the weights of a Keras layer it runs are named ``<name>/<weight>``.
+
+        Returns
+        -------
+        tensor_nodes : list of (str, nengo.Node)
+
+        Examples
+        --------
+        >>> with nengo.Network() as net:
+        ...     stim = nengo.Node([0.0], label="stim")
+        >>> NameTable(net).tensor_nodes()  # no TensorNode here
+        []
+        """
+        return [
+            (self._names[node], node)
+            for node in self.network.all_nodes
+            if hasattr(node, "tensor_func")
+        ]
 
     def parameters(self) -> list[tuple[str, object, str]]:
         """Every parameter NengoDL can train, in Nengo's build order.

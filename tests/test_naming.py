@@ -679,3 +679,29 @@ def test_docstring_examples():
     result = doctest.testmod(naming, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 10
     assert result.failed == 0
+
+
+def test_tensor_nodes_in_build_order_with_their_names():
+    import tensorflow as tf
+
+    from keras_nengo._compat import nengo_dl
+
+    shared = tf.keras.layers.Dense(2)
+    with nengo.Network() as net:
+        nengo_dl.configure_settings(trainable=None)
+        stim = nengo.Node([0.0, 0.0], label="stim")
+        with nengo.Network(label="sub"):
+            conv = nengo_dl.Layer(tf.keras.layers.Dense(3))(stim, label="conv")
+            plain = nengo_dl.TensorNode(lambda x: x, shape_in=(2,), pass_time=False)
+        first = nengo_dl.Layer(shared)(stim)
+        second = nengo_dl.Layer(shared)(stim)
+    table = NameTable(net)
+    assert table.tensor_nodes() == [
+        ("node_0", first),
+        ("node_1", second),
+        ("sub/conv", conv),
+        ("sub/node_0", plain),
+    ]
+    assert [name for name, _ in table.tensor_nodes()] == [
+        table.name(node) for _, node in table.tensor_nodes()
+    ]

@@ -6,6 +6,9 @@ optional Node data (a ``nengo_dl.Converter`` network), and several Process
 Nodes sharing NengoDL's random state.
 """
 
+import gc
+import logging
+
 import nengo
 import numpy as np
 import pytest
@@ -435,3 +438,113 @@ def test_process_nodes_without_data_equal_nengo_dl():
         expected = sim.predict(n_steps=20)
     for name, probe in zip(model.output_names, model.output_probes):
         assert_close(out[name], expected[probe])
+
+
+# -- names of Keras-layer weights, and loading weights ----------------------------
+
+
+def layer_network():
+    with nengo.Network(seed=0) as net:
+        nengo_dl.configure_settings(trainable=None)
+        stim = nengo.Node(np.zeros(2), label="stim")
+        ens = nengo.Ensemble(10, 2, label="ens")
+        nengo.Connection(stim, ens)
+        with nengo.Network(label="sub"):
+            net.dense = tf.keras.layers.Dense(3)
+            hidden = nengo_dl.Layer(net.dense)(ens, label="hidden")
+        net.p_ens = nengo.Probe(ens, label="p_ens")
+        net.p_hidden = nengo.Probe(hidden, label="p_hidden")
+    return net
+
+
+def test_keras_layer_weights_are_named_after_their_tensor_node():
+    names = []
+    for _ in range(2):
+        net = layer_network()
+        keras_name = net.dense.name
+        model = kn.NengoModel(net)
+        names.append(sorted(v.name for v in model.trainable_variables))
+        # the Keras layer keeps its own name
+        assert net.dense.name == keras_name
+    assert names[0] == names[1]
+    assert "sub/hidden/kernel:0" in names[0] and "sub/hidden/bias:0" in names[0]
+    assert not any(keras_name in name for name in names[0])
+
+
+def test_keras_layer_weights_train_as_in_nengo_dl():
+    net = layer_network()
+    rng = np.random.RandomState(0)
+    x = rng.uniform(-1, 1, size=(4, 3, 2))
+    y = {net.p_ens: np.zeros((4, 3, 2)), net.p_hidden: np.ones((4, 3, 3))}
+
+    def compile_args():
+        return dict(optimizer=tf.keras.optimizers.SGD(0.1), loss="mse")
+
+    model = kn.NengoModel(net)
+    start = [weight.numpy() for weight in net.dense.weights]
+    model.compile(**compile_args())
+    model.fit(x, y, batch_size=2, epochs=1, shuffle=False, verbose=0)
+    trained = {v.name: v.numpy() for v in model.trainable_variables}
+    named = model.get_named_weights()
+    with reference(net, model, 2) as sim:
+        # NengoDL rebuilds the shared Keras layer with the values it has now
+        net.dense.set_weights(start)
+        sim.compile(**compile_args())
+        sim.fit({"stim": x}, y, epochs=1, shuffle=False, verbose=0)
+        ref_layer = [weight.numpy() for weight in net.dense.weights]
+        ref_named = {
+            param.name: sim.data.get_params((param.obj, param.attr))[0]
+            for param in model.nengo_layer.parameters
+        }
+    assert not np.allclose(trained["sub/hidden/kernel:0"], start[0])
+    assert_close(trained["sub/hidden/kernel:0"], ref_layer[0], "weights32")
+    assert_close(trained["sub/hidden/bias:0"], ref_layer[1], "weights32")
+    for name, value in ref_named.items():
+        assert_close(named[name], value, "weights32")
+
+
+def test_load_weights_before_compile_does_not_warn_and_compile_restores(tmp_path):
+
+    net = layer_network()
+    x = np.random.RandomState(0).uniform(-1, 1, size=(4, 3, 2))
+    y = {"p_ens": np.zeros((4, 3, 2)), "p_hidden": np.ones((4, 3, 3))}
+    model = kn.NengoModel(net)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss="mse")
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0)
+    path = str(tmp_path / "checkpoint")
+    model.save_weights(path)
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = tf.get_logger()
+    logger.addHandler(handler)
+    try:
+        # TensorFlow warns about unrestored values when the load is deleted
+        unused = kn.NengoModel(layer_network())
+        unused.load_weights(path)
+        del unused
+        gc.collect()
+    finally:
+        logger.removeHandler(handler)
+    messages = [record.getMessage() for record in records]
+    assert not [m for m in messages if "unrestored" in m or "could not be found" in m]
+
+    fresh = kn.NengoModel(layer_network())
+    fresh.load_weights(path)
+    for name, value in model.get_named_weights().items():
+        assert_close(fresh.get_named_weights()[name], value, "float64")
+    # the optimizer state in the file is restored once there is an optimizer
+    fresh.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss="mse")
+    assert int(fresh.optimizer.iterations.numpy()) == int(
+        model.optimizer.iterations.numpy()
+    )
+    moments = sorted(
+        (v.name, v.numpy()) for v in fresh.optimizer.variables if "m/" in v.name
+    )
+    expected = sorted(
+        (v.name, v.numpy()) for v in model.optimizer.variables if "m/" in v.name
+    )
+    assert [name for name, _ in moments] == [name for name, _ in expected]
+    for (_, value), (_, reference_value) in zip(moments, expected):
+        assert_close(value, reference_value, "float64")
