@@ -72,17 +72,21 @@ def start_workers(tmp_path, tag, *args):
 
 
 def finish(workers, tmp_path, tag):
-    results = []
-    for index, (process, log) in enumerate(workers):
-        try:
+    try:
+        for process, _ in workers:
             process.wait(timeout=TIMEOUT)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    finally:
+        stop(workers)
+    for process, log in workers:
         assert process.returncode == 0, log.read_text()[-3000:]
-        results.append(np.load(tmp_path / f"{tag}{index}.npz"))
-    return results
+    return [np.load(tmp_path / f"{tag}{index}.npz") for index in range(len(workers))]
+
+
+def stop(workers):
+    for process, _ in workers:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def test_guard_in_cross_replica_context():
@@ -167,10 +171,7 @@ def test_multi_worker_fit_resumes_after_a_worker_is_killed(tmp_path):
         # the chief's collectives fail once the dead worker misses its heartbeats
         survivor.wait(timeout=TIMEOUT)
     finally:
-        for process, _ in workers:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        stop(workers)
     assert victim.returncode == -signal.SIGKILL
     assert survivor.returncode != 0, survivor_log.read_text()[-3000:]
     assert "FIT DONE" not in survivor_log.read_text()
