@@ -34,7 +34,11 @@ def single_device_fit(epochs=2, nan_batch=None):
     """Named weights and skipped batches of the reference fit, in this process."""
     model = worker.build_model()
     x, y = worker.dataset(nan_batch)
-    with pytest.warns(RuntimeWarning) if nan_batch is not None else contextlib.nullcontext():
+    with (
+        pytest.warns(RuntimeWarning)
+        if nan_batch is not None
+        else contextlib.nullcontext()
+    ):
         model.fit(
             x, y, batch_size=worker.BATCH_SIZE, epochs=epochs, shuffle=False, verbose=0
         )

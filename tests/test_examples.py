@@ -136,3 +136,20 @@ def test_examples_leave_nothing_in_the_temp_dir(tmp_path):
     assert "tensorboard --logdir logs/tensorboard_jacobians" in out
     assert list((tmp_path / "logs" / "tensorboard_jacobians" / "train").iterdir())
     assert [path.name for path in temp.iterdir()] == []
+
+
+@pytest.mark.slow
+def test_distributed_fit():
+    out = run_example("distributed_fit.py", max_cpu_seconds=120)
+    single = re.search(r"^single device: +(\S+) ms/step", out, re.M)
+    workers = re.search(
+        r"^MultiWorkerMirroredStrategy, 2 workers: +(\S+) ms/step", out, re.M
+    )
+    assert float(single.group(1)) > 0 and float(workers.group(1)) > 0
+    # the two fits report the same losses, and training lowered them
+    losses = re.findall(r"^  training loss per epoch: (.+)$", out, re.M)
+    assert len(losses) == 2 and losses[0] == losses[1], losses
+    first, *_, last = map(float, losses[0].split(", "))
+    assert last < first / 2
+    difference = re.search(r"Max weight difference vs single device: (\S+)", out)
+    assert float(difference.group(1)) < 1e-5
