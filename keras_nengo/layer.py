@@ -60,6 +60,11 @@ class NengoLayer(tf.keras.layers.Layer):
         simulation's random number generators.
     dtype : {"float32", "float64"}
         Floating point precision of the simulation and of the variables.
+    unroll_simulation : int
+        Simulation steps built into each iteration of the simulation loop, as
+        ``nengo_dl.Simulator(unroll_simulation=...)``: less loop overhead per
+        step for more build time. A run takes a whole number of iterations, so
+        ``n_steps`` should be a multiple of it (NengoDL runs the extra steps).
     name : str or None
         Name of the layer.
 
@@ -86,6 +91,7 @@ class NengoLayer(tf.keras.layers.Layer):
         dt: float = 0.001,
         seed: int | None = None,
         dtype: str = "float32",
+        unroll_simulation: int = 1,
         name: str | None = None,
         **kwargs,
     ):
@@ -97,6 +103,11 @@ class NengoLayer(tf.keras.layers.Layer):
         if dtype not in SUPPORTED_DTYPES:
             raise ValueError(
                 f"dtype must be one of {SUPPORTED_DTYPES}. Received: dtype={dtype!r}"
+            )
+        if int(unroll_simulation) < 1:
+            raise ValueError(
+                "unroll_simulation must be a positive number of steps. Received: "
+                f"unroll_simulation={unroll_simulation!r}."
             )
         super().__init__(name=name, dtype=dtype, **kwargs)
         self.network = network
@@ -112,11 +123,21 @@ class NengoLayer(tf.keras.layers.Layer):
             [self.names.probe_name(probe) for probe in output_probes],
         )
         self.simulation = Simulation(
-            network, self.names.parameters(), self.dt, self.seed, dtype
+            network,
+            self.names.parameters(),
+            self.dt,
+            self.seed,
+            dtype,
+            tensor_nodes=self.names.tensor_nodes(),
+            unroll_simulation=unroll_simulation,
         )
         self.named_variables = {}
         self._tensor_node_layers = []
         self._minibatch_size = DEFAULT_MINIBATCH_SIZE
+        #: True when no batch exceeds `minibatch_size` (NengoModel sets it to its
+        #: batch size): a batch of unknown size then runs padded in one graph
+        #: call instead of in a loop over chunks (which XLA may fail to compile)
+        self.batches_fit_minibatch = False
         with nengo_dl.compat.trackable.no_automatic_dependency_tracking_scope(self):
             # a cache, not layer state: kept out of checkpoints and SavedModels
             self._eager_calls = {}
@@ -278,7 +299,29 @@ class NengoLayer(tf.keras.layers.Layer):
         batch = first.shape[0]
         if batch is not None:
             return self._run(fed, batch, steps, training)
+        if self.batches_fit_minibatch:
+            return self._run_padded(fed, steps, training)
         return self._run_in_chunks(fed, steps, training)
+
+    def _run_padded(self, fed, n_steps, training):
+        """One run of `minibatch_size` rows, the batch zero-padded to it."""
+        size = self._minibatch_size
+        batch = tf.shape(next(iter(fed.values())))[0]
+        tf.debugging.assert_less_equal(
+            batch,
+            size,
+            message=(
+                f"Layer {self.name!r} was set to run batches of at most {size} "
+                "samples (batches_fit_minibatch=True); set minibatch_size to the "
+                "largest batch size."
+            ),
+        )
+        padded = {}
+        for node, value in fed.items():
+            value = tf.pad(value, [[0, size - batch], [0, 0], [0, 0]])
+            value.set_shape([size, None, node.size_out])
+            padded[node] = value
+        return [value[:batch] for value in self._run(padded, size, n_steps, training)]
 
     def _run(self, fed, minibatch_size, n_steps, training):
         outputs, _ = self.simulation.run(
@@ -337,6 +380,7 @@ class NengoLayer(tf.keras.layers.Layer):
             ),
             dt=self.dt,
             seed=self.seed,
+            unroll_simulation=self.simulation.unroll_simulation,
         )
         return config
 

@@ -50,6 +50,9 @@ class NengoModel(JacobianMixin, NamedWeightsMixin, TrainStepMixin, tf.keras.Mode
         Precision of the simulation, of the named variables and of the data.
     gradient_norms : bool
         If True, ``train_step`` adds ``grad_norm/<weight name>`` to the logs.
+    unroll_simulation : int
+        Simulation steps per loop iteration, as in ``nengo_dl.Simulator`` (see
+        `keras_nengo.NengoLayer`).
     name : str or None
         Name of the Keras model.
 
@@ -78,6 +81,7 @@ class NengoModel(JacobianMixin, NamedWeightsMixin, TrainStepMixin, tf.keras.Mode
         seed: int | None = None,
         dtype: str = "float32",
         gradient_norms: bool = False,
+        unroll_simulation: int = 1,
         name: str | None = None,
         **kwargs,
     ):
@@ -99,8 +103,11 @@ class NengoModel(JacobianMixin, NamedWeightsMixin, TrainStepMixin, tf.keras.Mode
             dt=dt,
             seed=seed,
             dtype=dtype,
+            unroll_simulation=unroll_simulation,
             name="nengo",
         )
+        # fit/evaluate/predict set the layer's minibatch size to their batch size
+        self.nengo_layer.batches_fit_minibatch = True
         signature = self.nengo_layer.signature
         with nengo_dl.compat.trackable.no_automatic_dependency_tracking_scope(self):
             # plain lists (Keras would wrap tracked attributes)
@@ -192,6 +199,8 @@ class NengoModel(JacobianMixin, NamedWeightsMixin, TrainStepMixin, tf.keras.Mode
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
         """Configure training; dicts may be keyed by Probe, output name or label."""
+        if kwargs.get("jit_compile"):
+            self._check_compilable("compile with jit_compile=True (XLA)", "XLA")
         by_name = self.signature.outputs_by_name
         for key in ("loss_weights", "weighted_metrics"):
             if key in kwargs:
@@ -279,6 +288,20 @@ class NengoModel(JacobianMixin, NamedWeightsMixin, TrainStepMixin, tf.keras.Mode
 
     # -- saving and serving -------------------------------------------------------
 
+    def load_weights(self, filepath, *args, **kwargs):
+        """Keras's ``load_weights``; a model not compiled yet skips optimizer state.
+
+        A checkpoint saved after training also holds the optimizer's variables
+        (two per named weight for Adam). A model loaded before ``compile`` has no
+        optimizer to put them in, and TensorFlow would warn about each of them
+        when the load status is deleted; ``compile`` afterwards still restores
+        them, as Keras does.
+        """
+        status = super().load_weights(filepath, *args, **kwargs)
+        if status is not None and getattr(self, "optimizer", None) is None:
+            status.expect_partial()
+        return status
+
     def get_config(self) -> dict:
         layer = self.nengo_layer
         return {
@@ -290,6 +313,7 @@ class NengoModel(JacobianMixin, NamedWeightsMixin, TrainStepMixin, tf.keras.Mode
             "seed": layer.seed,
             "dtype": layer.dtype,
             "gradient_norms": self.gradient_norms,
+            "unroll_simulation": layer.simulation.unroll_simulation,
         }
 
     @classmethod
@@ -306,6 +330,18 @@ class NengoModel(JacobianMixin, NamedWeightsMixin, TrainStepMixin, tf.keras.Mode
     def build_from_config(self, config):
         # built in __init__; Keras's default would call build() with input shapes
         pass
+
+    def _check_compilable(self, action, runner):
+        blocking = python_nodes(self.nengo_layer)
+        if blocking:
+            node = blocking[0]
+            raise ValueError(
+                f"Cannot {action}: Node {self.nengo_layer.names.name(node)!r} "
+                f"({node}) runs a Python function during the simulation (through "
+                f"tf.numpy_function), which {runner} cannot run. Compute it in "
+                "TensorFlow with a nengo_dl.TensorNode, or make it an input Node "
+                "(size_in=0) and feed its values as data."
+            )
 
     def export(self, filepath, n_steps: int | None = None):
         """Write a SavedModel whose ``serve`` endpoint takes any batch size.
@@ -327,16 +363,7 @@ class NengoModel(JacobianMixin, NamedWeightsMixin, TrainStepMixin, tf.keras.Mode
             If a Node's Python function runs during the simulation (it cannot be
             served without Python), naming that Node.
         """
-        blocking = python_nodes(self.nengo_layer)
-        if blocking:
-            node = blocking[0]
-            raise ValueError(
-                f"Cannot export: Node {self.nengo_layer.names.name(node)!r} ({node}) "
-                "runs a Python function during the simulation (through "
-                "tf.numpy_function), which a SavedModel served without Python "
-                "cannot run. Compute it in TensorFlow with a nengo_dl.TensorNode, "
-                "or make it an input Node (size_in=0) and feed its values as data."
-            )
+        self._check_compilable("export", "a SavedModel served without Python")
         specs = [
             tf.TensorSpec([None, n_steps, node.size_out], self.dtype, name=name)
             for name, node in zip(self.input_names, self.input_nodes)

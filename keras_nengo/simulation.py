@@ -74,6 +74,50 @@ def _dtype_setting(dtype):
         module.get_setting = original
 
 
+class _BoundedLoops:
+    """``tf`` for NengoDL's graph code, with its simulation loop bounded.
+
+    NengoDL's ``tf.while_loop`` has no ``maximum_iterations`` and its probe
+    TensorArrays grow dynamically; XLA compiles only loops (and their gradients'
+    accumulators) of bounded length, and fills dynamic arrays wrongly (empty).
+    With ``steps`` known, both are bounded: same values, and XLA can compile it.
+    """
+
+    def __init__(self, iterations, steps):
+        self._iterations = iterations
+        self._steps = steps
+
+    def __getattr__(self, name):
+        return getattr(tf, name)
+
+    def while_loop(self, *args, **kwargs):
+        kwargs.setdefault("maximum_iterations", self._iterations)
+        return tf.while_loop(*args, **kwargs)
+
+    def TensorArray(self, *args, **kwargs):  # noqa: N802  (tf's name)
+        if self._steps is not None and kwargs.get("dynamic_size"):
+            kwargs.update(size=self._steps, dynamic_size=False)
+        return tf.TensorArray(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def _layers_named(layer_names):
+    """Let NengoDL build TensorNode layers under their Nengo names.
+
+    NengoDL builds each layer inside ``tf.name_scope(layer.name)``, so its
+    weights would be ``dense_3/kernel`` after a Keras counter; named for the
+    build, they are ``<TensorNode name>/kernel``, as stable as the named variables.
+    """
+    renamed = [(layer, layer._name) for layer, _ in layer_names]
+    for layer, name in layer_names:
+        layer._name = name
+    try:
+        yield
+    finally:
+        for layer, original in renamed:
+            layer._name = original
+
+
 class Parameter:
     """Where one named Nengo parameter lives in NengoDL's merged storage."""
 
@@ -157,10 +201,26 @@ class Simulation:
         variable (see `keras_nengo.naming.NameTable.parameters`).
     dt, seed, dtype
         As in `keras_nengo.NengoLayer`.
+    tensor_nodes : list of (str, nengo.Node)
+        Names of TensorNodes (`keras_nengo.naming.NameTable.tensor_nodes`): the
+        weights of their Keras layers are named ``<name>/<weight>``.
+    unroll_simulation : int
+        Simulation steps built explicitly into each loop iteration, as in
+        ``nengo_dl.Simulator`` (more build time, less per-step loop overhead).
     """
 
-    def __init__(self, network, parameters, dt, seed, dtype):
+    def __init__(
+        self, network, parameters, dt, seed, dtype, tensor_nodes=(), unroll_simulation=1
+    ):
         self.network = network
+        self.unroll_simulation = int(unroll_simulation)
+        self.layer_names = []
+        for name, node in tensor_nodes:
+            layer = node.tensor_func
+            if isinstance(layer, tf.keras.layers.Layer) and not any(
+                layer is known for known, _ in self.layer_names
+            ):
+                self.layer_names.append((layer, name))
         self.dt = float(dt)
         self.seed = int(seed)
         self.dtype = dtype
@@ -198,7 +258,7 @@ class Simulation:
             graph = nengo_dl.tensor_graph.TensorGraph(
                 self.model,
                 self.dt,
-                1,
+                self.unroll_simulation,
                 minibatch_size,
                 None,
                 nengo_dl.utils.NullProgressBar(),
@@ -242,7 +302,8 @@ class Simulation:
             for layer in self.tensor_node_layers:
                 if layer not in tracked:
                     tracked.append(layer)
-            graph.build(None)
+            with _layers_named(self.layer_names):
+                graph.build(None)
             graph.build_post()
             for layer in nengo_dl.compat.sub_layers(graph):
                 if isinstance(layer, tf.keras.layers.Layer) and not any(
@@ -350,9 +411,19 @@ class Simulation:
                 "of steps of this call is unknown. Give the data a static number "
                 "of steps (e.g. tf.keras.Input((n_steps, size))) or feed the Node."
             )
-        own = self.node_values(graph, int(static_steps)) if unfed else {}
+        # a run takes whole loop iterations of `unroll` steps (NengoDL runs the
+        # extra steps): inputs get zeros for them, outputs are cut back
+        unroll = graph.unroll
+        total = -(-n_steps // unroll) * unroll if unroll > 1 else n_steps
+        static_total = tf.get_static_value(total)
+        own = self.node_values(graph, int(static_total)) if unfed else {}
         for node in graph.invariant_inputs:
-            value = fed[node] if node in fed else tf.constant(own[node], self.dtype)
+            if node in fed:
+                value = fed[node]
+                if unroll > 1:
+                    value = tf.pad(value, [[0, 0], [0, total - n_steps], [0, 0]])
+            else:
+                value = tf.constant(own[node], self.dtype)
             node_inputs.append(value)
         node_inputs.append(tf.fill([minibatch_size, 1], tf.cast(n_steps, tf.int32)))
 
@@ -363,15 +434,31 @@ class Simulation:
             }
         base = self._merged_params(feed, variables)
         base.update({key: state[("learned", key)] for key in feed.learned})
-        outputs = self._call(graph, node_inputs, training, base, state)
+        bounds = None
+        if static_steps is not None:
+            iterations = -(-int(static_steps) // graph.unroll)
+            history = all(
+                nengo_dl.config.get_setting(
+                    self.model, "keep_history", default=True, obj=probe
+                )
+                for probe in self.model.probes
+            )
+            bounds = _BoundedLoops(iterations, iterations * unroll if history else None)
+        outputs = self._call(graph, node_inputs, training, base, state, bounds)
+        if unroll > 1:
+            outputs = [value[:, :n_steps] for value in outputs[:-1]]
         final = dict(zip(graph.saved_state, graph.final_internal_state))
         final_params = dict(zip(graph.base_params, graph.final_base_params))
         final.update({("learned", key): final_params[key] for key in feed.learned})
         return outputs, final
 
     @staticmethod
-    def _call(graph, node_inputs, training, base, state):
-        """``graph.call`` with our tensors in place of NengoDL's variables."""
+    def _call(graph, node_inputs, training, base, state, bounds):
+        """``graph.call`` with our tensors in place of NengoDL's variables.
+
+        ``bounds`` (a `_BoundedLoops`, or None when the steps are unknown) stands
+        in for ``tf`` in NengoDL's graph code during the call.
+        """
         own = (graph.base_params, graph.saved_state, graph.base_arrays_init)
         # learning-rule targets are assigned back to NengoDL's variables after a
         # run; marking them not minibatched for the call leaves them as tensors
@@ -386,8 +473,12 @@ class Simulation:
             graph.base_params = {key: base[key] for key in own[0]}
             graph.saved_state = {key: state[key] for key in own[1]}
             graph.base_arrays_init = arrays_init
+        module = nengo_dl.tensor_graph
+        if bounds is not None:
+            module.tf = bounds
         try:
             return graph.call(node_inputs, training=training)
         finally:
+            module.tf = tf
             with scope(graph):
                 graph.base_params, graph.saved_state, graph.base_arrays_init = own
