@@ -27,7 +27,8 @@ class TrainStepMixin:
     def _apply_if_finite(self, loss, gradients, variables):
         """Apply ``gradients`` (summed over replicas) unless something is not finite.
 
-        Returns the number of skipped batches (0 or 1) as an int64 tensor.
+        Returns the gradients summed over replicas (the gradients of the global
+        batch's loss), the same on every replica.
         """
         context = tf.distribute.get_replica_context()
         gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
@@ -50,7 +51,7 @@ class TrainStepMixin:
             tf.__internal__.smart_cond.smart_cond(
                 finite, lambda: apply(gradients), skip
             )
-            return
+            return gradients
 
         def cross_replica(distribution, gradients, finite):
             # every replica computed the same verdict from all-reduced values
@@ -62,6 +63,7 @@ class TrainStepMixin:
             tf.__internal__.smart_cond.smart_cond(verdict, apply_everywhere, skip)
 
         context.merge_call(cross_replica, args=(gradients, finite))
+        return gradients
 
     def train_step(self, data):
         x, y, sample_weight = tf.keras.utils.unpack_x_y_sample_weight(data)
@@ -75,13 +77,16 @@ class TrainStepMixin:
             tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
             for g, v in zip(gradients, variables)
         ]
-        self._apply_if_finite(loss, gradients, variables)
+        gradients = self._apply_if_finite(loss, gradients, variables)
         logs = self.compute_metrics(x, y, y_pred, sample_weight)
         if self.gradient_norms:
             names = {id(v): n for n, v in self.nengo_layer.named_variables.items()}
+            # Keras sums logged tensors over replicas, and every replica holds
+            # the global gradients: each logs its share of their norm
+            replicas = tf.distribute.get_replica_context().num_replicas_in_sync
             for variable, gradient in zip(variables, gradients):
                 name = names.get(id(variable), variable.name.split(":")[0])
-                logs[f"grad_norm/{name}"] = tf.norm(gradient)
+                logs[f"grad_norm/{name}"] = tf.norm(gradient) / replicas
         return logs
 
     def gradients(self, x, y, sample_weight=None) -> dict:

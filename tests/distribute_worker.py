@@ -5,7 +5,8 @@ this process (they must be configured before TensorFlow initialises its
 devices, hence a fresh process); ``multiworker`` is one worker of a
 MultiWorkerMirroredStrategy cluster described by ``TF_CONFIG``. The named
 weights after `fit` go to ``--out`` (``.npz``), with the number of epochs this
-`fit` ran and the number of skipped batches. A line ``BATCH <epoch> <batch>`` is
+`fit` ran, the number of skipped batches and the logs per epoch (loss and
+``grad_norm/<weight name>``). A line ``BATCH <epoch> <batch>`` is
 printed after every training batch, so that a test can kill the process
 part-way.
 """
@@ -40,7 +41,13 @@ def dataset(nan_batch=None):
 
 def build_model(n_neurons=10, learning_rate=0.5):
     net = tutorial_network(seed=0, n_neurons=n_neurons)
-    model = kn.NengoModel(net, inputs=[net.stim], outputs=[net.p_out_nofilt], seed=0)
+    model = kn.NengoModel(
+        net,
+        inputs=[net.stim],
+        outputs=[net.p_out_nofilt],
+        seed=0,
+        gradient_norms=True,
+    )
     # momentum: optimizer state that a resumed fit must restore
     model.compile(
         optimizer=tf.keras.optimizers.SGD(learning_rate, momentum=0.9), loss="mse"
@@ -114,6 +121,7 @@ def main():
         args.out,
         **weights,
         _epochs_run=len(history.history["loss"]),
+        **{f"_log/{key}": value for key, value in history.history.items()},
         _skipped=int(model._skipped_batches.numpy()),
         _replicas=strategy.num_replicas_in_sync,
         _minibatch_sizes=model.nengo_layer.simulation.minibatch_sizes,

@@ -9,13 +9,14 @@ guard skips the same batches there, and ``BackupAndRestore`` resumes a
 multi-worker fit after a worker is killed with SIGKILL.
 """
 
-import contextlib
+import functools
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -30,19 +31,17 @@ WORKER = Path(__file__).parent / "distribute_worker.py"
 TIMEOUT = 300
 
 
+@functools.lru_cache
 def single_device_fit(epochs=2, nan_batch=None):
-    """Named weights and skipped batches of the reference fit, in this process."""
+    """Named weights, skipped batches and logs of the reference fit, in this process."""
     model = worker.build_model()
     x, y = worker.dataset(nan_batch)
-    with (
-        pytest.warns(RuntimeWarning)
-        if nan_batch is not None
-        else contextlib.nullcontext()
-    ):
-        model.fit(
+    warns = nullcontext() if nan_batch is None else pytest.warns(RuntimeWarning)
+    with warns:
+        history = model.fit(
             x, y, batch_size=worker.BATCH_SIZE, epochs=epochs, shuffle=False, verbose=0
         )
-    return model.get_named_weights(), int(model._skipped_batches.numpy())
+    return model.get_named_weights(), int(model._skipped_batches.numpy()), history
 
 
 def weights_of(result):
@@ -54,6 +53,27 @@ def assert_same_weights(actual, expected):
     for name, value in expected.items():
         assert np.all(np.isfinite(actual[name])), name
         assert_close(actual[name], value, "weights32")
+
+
+def assert_same_logs(result, history, first_epoch=0):
+    """Loss and gradient norms per epoch: the global batch's, as on one device."""
+    logs = {key[5:]: result[key] for key in result.files if key.startswith("_log/")}
+    assert sorted(logs) == sorted(history.history)
+    assert any(key.startswith("grad_norm/") for key in logs)
+    for key, values in history.history.items():
+        assert_close(logs[key], values[first_epoch:], "weights32")
+
+
+def assert_like_single_device(result, nan_batch):
+    reference, skipped, history = single_device_fit(nan_batch=nan_batch)
+    assert int(result["_replicas"]) == 2
+    # a NaN batch is skipped once per epoch, on both replicas as on one device
+    assert int(result["_skipped"]) == skipped == (0 if nan_batch is None else 2)
+    assert_same_weights(weights_of(result), reference)
+    assert_same_logs(result, history)
+    # each replica simulates its half of the global batch, not a padded whole
+    sizes = set(result["_minibatch_sizes"].tolist())
+    assert worker.BATCH_SIZE // 2 in sizes and worker.BATCH_SIZE not in sizes
 
 
 def start_workers(tmp_path, tag, *args):
@@ -95,7 +115,7 @@ def stop(workers):
 
 def test_guard_in_cross_replica_context():
     """A one-device MirroredStrategy takes the guard's merge_call path."""
-    reference, reference_skipped = single_device_fit(epochs=1, nan_batch=1)
+    reference, reference_skipped, _ = single_device_fit(epochs=1, nan_batch=1)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
     with strategy.scope():
         model = worker.build_model()
@@ -119,29 +139,15 @@ def test_mirrored_fit_equals_single_device(tmp_path, nan_batch):
         timeout=TIMEOUT,
     )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
-    result = np.load(tmp_path / "mirrored.npz")
-    reference, skipped = single_device_fit(nan_batch=nan_batch)
-    assert int(result["_replicas"]) == 2
-    # a NaN batch is skipped once per epoch, on both replicas as on one device
-    assert int(result["_skipped"]) == skipped == (0 if nan_batch is None else 2)
-    assert_same_weights(weights_of(result), reference)
-    # each replica simulates its half of the global batch, not a padded whole
-    sizes = set(result["_minibatch_sizes"].tolist())
-    assert worker.BATCH_SIZE // 2 in sizes and worker.BATCH_SIZE not in sizes
+    assert_like_single_device(np.load(tmp_path / "mirrored.npz"), nan_batch)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("nan_batch", [None, 1])
 def test_multi_worker_fit_equals_single_device(tmp_path, nan_batch):
     args = [] if nan_batch is None else ["--nan-batch", nan_batch]
-    results = finish(start_workers(tmp_path, "w", *args), tmp_path, "w")
-    reference, skipped = single_device_fit(nan_batch=nan_batch)
-    for result in results:
-        assert int(result["_replicas"]) == 2
-        assert int(result["_skipped"]) == skipped == (0 if nan_batch is None else 2)
-        assert_same_weights(weights_of(result), reference)
-        sizes = set(result["_minibatch_sizes"].tolist())
-        assert worker.BATCH_SIZE // 2 in sizes and worker.BATCH_SIZE not in sizes
+    for result in finish(start_workers(tmp_path, "w", *args), tmp_path, "w"):
+        assert_like_single_device(result, nan_batch)
 
 
 def wait_for_line(log, text, process, timeout=TIMEOUT):
@@ -156,7 +162,7 @@ def wait_for_line(log, text, process, timeout=TIMEOUT):
 
 @pytest.mark.slow
 def test_multi_worker_fit_resumes_after_a_worker_is_killed(tmp_path):
-    """SIGKILL worker 1 in epoch 1; both restarted finish with the uninterrupted weights.
+    """SIGKILL worker 1 in epoch 1; restarted, both end with the uninterrupted weights.
 
     BackupAndRestore (``save_freq="epoch"``) checkpoints weights, optimizer
     state (SGD momentum) and epoch at the end of each epoch; the restarted fit
@@ -183,7 +189,8 @@ def test_multi_worker_fit_resumes_after_a_worker_is_killed(tmp_path):
     assert (backup / "chief").is_dir()
 
     results = finish(start_workers(tmp_path, "resumed", *args), tmp_path, "resumed")
-    reference, _ = single_device_fit(epochs=epochs)
+    reference, _, history = single_device_fit(epochs=epochs)
     for result in results:
         assert int(result["_epochs_run"]) == epochs - 1
         assert_same_weights(weights_of(result), reference)
+        assert_same_logs(result, history, first_epoch=1)
