@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_nengo._compat import nengo_dl
+from keras_nengo.node_inputs import NodeOutputs
 
 SUPPORTED_DTYPES = ("float32", "float64")
 
@@ -72,6 +73,31 @@ def _dtype_setting(dtype):
         yield
     finally:
         module.get_setting = original
+
+
+def outside_trace(function):
+    """Call ``function()`` as if no ``tf.function`` were being traced; return its value.
+
+    Building a graph or state makes variables, which a ``tf.function`` allows only
+    on its first trace; a new thread starts in eager mode with its own variable
+    creator stack, as if the work had been done before the trace.
+    """
+    if tf.executing_eagerly():
+        return function()
+    results, errors = [], []
+
+    def work():
+        try:
+            results.append(function())
+        except Exception as error:  # pylint: disable=broad-except
+            errors.append(error)
+
+    thread = threading.Thread(target=work, name="keras_nengo-build")
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return results[0]
 
 
 class _BoundedLoops:
@@ -268,31 +294,10 @@ class Simulation:
         return graph
 
     def graph(self, minibatch_size: int):
-        """The built TensorGraph for ``minibatch_size`` (built on first use).
-
-        Building makes NengoDL's variables; inside a ``tf.function`` trace that
-        is done in a new thread, which starts in eager mode with its own variable
-        creator stack, as if the graph had been built before the trace.
-        """
+        """The built TensorGraph for ``minibatch_size`` (built on first use)."""
         graph = self._graphs.get(minibatch_size) or self._new_graph(minibatch_size)
-        if graph in self._feeds:
-            return graph
-        if tf.executing_eagerly():
-            self._build(graph)
-            return graph
-        errors = []
-
-        def build():
-            try:
-                self._build(graph)
-            except Exception as error:  # pylint: disable=broad-except
-                errors.append(error)
-
-        thread = threading.Thread(target=build, name="keras_nengo-build")
-        thread.start()
-        thread.join()
-        if errors:
-            raise errors[0]
+        if graph not in self._feeds:
+            outside_trace(lambda: self._build(graph))
         return graph
 
     def _build(self, graph):
@@ -314,47 +319,12 @@ class Simulation:
 
     # -- running ------------------------------------------------------------------
 
-    def node_values(self, graph, n_steps: int) -> dict:
-        """Outputs of the graph's input Nodes over ``n_steps``, as NengoDL makes them.
-
-        Process Nodes draw from one random state shared in the graph's Node order
-        (with one step function per sample row), as ``nengo_dl.Simulator`` does.
-        """
-        dtype = np.dtype(self.dtype)
-        size = graph.minibatch_size
-        times = (np.arange(n_steps) + 1) * self.dt
-        rng = np.random.RandomState(self.seed)
-        values = {}
-        for node in graph.invariant_inputs:
-            output = node.output
-            shape = (size, n_steps, node.size_out)
-            if output is None or node.size_out == 0:
-                values[node] = np.zeros(shape, dtype)
-            elif isinstance(output, nengo.Process):
-                steps = [
-                    output.make_step(
-                        (0,),
-                        (node.size_out,),
-                        self.dt,
-                        output.get_rng(rng),
-                        output.make_state((0,), (node.size_out,), self.dt),
-                    )
-                    for _ in range(size)
-                ]
-                values[node] = np.array(
-                    [[np.array(step(t), copy=True) for t in times] for step in steps],
-                    dtype,
-                ).reshape(shape)
-            elif callable(output):
-                single = [np.array(output(t), dtype, copy=True) for t in times]
-                values[node] = np.broadcast_to(
-                    np.reshape(single, (1, n_steps, node.size_out)), shape
-                ).copy()
-            else:
-                values[node] = np.ascontiguousarray(
-                    np.broadcast_to(np.asarray(output, dtype), shape)
-                )
-        return values
+    def node_outputs(self, minibatch_size: int) -> NodeOutputs:
+        """The outputs of the graph's input Nodes, for runs from time 0."""
+        graph = self.graph(minibatch_size)
+        return NodeOutputs(
+            graph.invariant_inputs, minibatch_size, self.dt, self.seed, self.dtype
+        )
 
     def _merged_params(self, feed, variables):
         merged = {}
@@ -383,7 +353,8 @@ class Simulation:
             The named parameters, by name.
         fed : dict of {nengo.Node: tf.Tensor}
             Data ``(minibatch_size, n_steps, node.size_out)`` for fed Nodes; the
-            other input Nodes run their own output (needs a static ``n_steps``).
+            other input Nodes run their own output from time 0 (needs a static
+            ``n_steps``).
         minibatch_size : int
         n_steps : int or tf.Tensor
         training : bool or None
@@ -411,19 +382,20 @@ class Simulation:
                 "of steps of this call is unknown. Give the data a static number "
                 "of steps (e.g. tf.keras.Input((n_steps, size))) or feed the Node."
             )
+        if unfed:
+            outputs = self.node_outputs(minibatch_size)
+            fed = dict(fed)
+            for node in unfed:
+                values = outputs.values(node, int(static_steps))
+                fed[node] = tf.constant(values, self.dtype)
         # a run takes whole loop iterations of `unroll` steps (NengoDL runs the
         # extra steps): inputs get zeros for them, outputs are cut back
         unroll = graph.unroll
         total = -(-n_steps // unroll) * unroll if unroll > 1 else n_steps
-        static_total = tf.get_static_value(total)
-        own = self.node_values(graph, int(static_total)) if unfed else {}
         for node in graph.invariant_inputs:
-            if node in fed:
-                value = fed[node]
-                if unroll > 1:
-                    value = tf.pad(value, [[0, 0], [0, total - n_steps], [0, 0]])
-            else:
-                value = tf.constant(own[node], self.dtype)
+            value = fed[node]
+            if unroll > 1:
+                value = tf.pad(value, [[0, 0], [0, total - n_steps], [0, 0]])
             node_inputs.append(value)
         node_inputs.append(tf.fill([minibatch_size, 1], tf.cast(n_steps, tf.int32)))
 
