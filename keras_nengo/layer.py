@@ -21,7 +21,8 @@ from keras_nengo import data as data_module
 from keras_nengo import saving
 from keras_nengo._compat import nengo_dl
 from keras_nengo.naming import NameTable
-from keras_nengo.simulation import SUPPORTED_DTYPES, Simulation
+from keras_nengo.simulation import SUPPORTED_DTYPES, Simulation, outside_trace
+from keras_nengo.state import SimulationState
 
 import nengo  # noqa: E402  (after _compat so that nengo_dl is patched first)
 
@@ -65,6 +66,11 @@ class NengoLayer(tf.keras.layers.Layer):
         ``nengo_dl.Simulator(unroll_simulation=...)``: less loop overhead per
         step for more build time. A run takes a whole number of iterations, so
         ``n_steps`` should be a multiple of it (NengoDL runs the extra steps).
+    stateful : bool
+        If True, the simulation state (neuron voltages, synapse and probe
+        filters, learning-rule targets, time) carries from the end of one call
+        to the start of the next, per sample row; the batch size is then fixed
+        by the first call. `reset_states` returns to the initial state.
     name : str or None
         Name of the layer.
 
@@ -92,6 +98,7 @@ class NengoLayer(tf.keras.layers.Layer):
         seed: int | None = None,
         dtype: str = "float32",
         unroll_simulation: int = 1,
+        stateful: bool = False,
         name: str | None = None,
         **kwargs,
     ):
@@ -134,6 +141,7 @@ class NengoLayer(tf.keras.layers.Layer):
         self.named_variables = {}
         self._tensor_node_layers = []
         self._minibatch_size = DEFAULT_MINIBATCH_SIZE
+        self.stateful = bool(stateful)
         #: True when no batch exceeds `minibatch_size` (NengoModel sets it to its
         #: batch size): a batch of unknown size then runs padded in one graph
         #: call instead of in a loop over chunks (which XLA may fail to compile)
@@ -141,6 +149,8 @@ class NengoLayer(tf.keras.layers.Layer):
         with nengo_dl.compat.trackable.no_automatic_dependency_tracking_scope(self):
             # a cache, not layer state: kept out of checkpoints and SavedModels
             self._eager_calls = {}
+            # simulation state of a stateful layer, made by its first call
+            self._state = None
 
     @property
     def input_nodes(self) -> list:
@@ -292,6 +302,8 @@ class NengoLayer(tf.keras.layers.Layer):
         return outputs[0] if len(outputs) == 1 else outputs
 
     def _simulate(self, fed, training, n_steps):
+        if self.stateful:
+            return self._run_stateful(fed, training, n_steps)
         if not fed:
             return self._run({}, 1, int(n_steps), training)
         first = next(iter(fed.values()))
@@ -323,12 +335,65 @@ class NengoLayer(tf.keras.layers.Layer):
             padded[node] = value
         return [value[:batch] for value in self._run(padded, size, n_steps, training)]
 
-    def _run(self, fed, minibatch_size, n_steps, training):
-        outputs, _ = self.simulation.run(
-            self.named_variables, fed, minibatch_size, n_steps, training
+    def _run(self, fed, minibatch_size, n_steps, training, state=None):
+        outputs, final = self.simulation.run(
+            self.named_variables, fed, minibatch_size, n_steps, training, state
         )
         index = self.simulation.probe_index
-        return [outputs[index[probe]] for probe in self.output_probes]
+        results = [outputs[index[probe]] for probe in self.output_probes]
+        return (results, final) if state is not None else results
+
+    # -- state --------------------------------------------------------------------
+
+    def _run_stateful(self, fed, training, n_steps):
+        """Run on from the state the previous call ended with, then keep the new one."""
+        first = next(iter(fed.values()), None)
+        batch = 1 if first is None else first.shape[0]
+        if first is not None:
+            n_steps = first.shape[1] if first.shape[1] is not None else tf.shape(first)[1]
+        rows = self._state.rows if self._state is not None else batch
+        rows = rows or self._minibatch_size
+        if batch is not None and batch != rows:
+            raise ValueError(
+                f"Layer {self.name!r} is stateful and its batch size was fixed to "
+                f"{rows} by its first call; each sample row carries its own state. "
+                f"Received: a batch of {batch}. Call it with batches of {rows}, or "
+                "make a new layer for another batch size."
+            )
+        static_steps = tf.get_static_value(n_steps)
+        unroll = self.simulation.unroll_simulation
+        if unroll > 1 and (static_steps is None or static_steps % unroll):
+            raise ValueError(
+                f"Layer {self.name!r} is stateful with unroll_simulation={unroll}, "
+                "so every call must run a multiple of that many steps (a run takes "
+                f"whole loop iterations). Received: n_steps={static_steps}."
+            )
+        if self._state is None:
+            self._state = outside_trace(lambda: SimulationState(self.simulation, rows))
+        if first is not None and batch is None:
+            tf.debugging.assert_equal(
+                tf.shape(first)[0],
+                rows,
+                message=(
+                    f"Layer {self.name!r} is stateful with a batch size of {rows}, "
+                    "fixed by its first call; other batch sizes are refused."
+                ),
+            )
+        fed = dict(fed)
+        for node, value in fed.items():
+            value.set_shape([rows, None, node.size_out])
+        outputs = self._state.node_outputs
+        for node in self.simulation.graph(rows).invariant_inputs:
+            if node not in fed and not outputs.is_constant(node):
+                fed[node] = self._state.node_values(node, n_steps, self.dtype)
+        results, final = self._run(fed, rows, n_steps, training, self._state.read())
+        self._state.write(final, n_steps)
+        return results
+
+    def reset_states(self):
+        """Return to the initial simulation state and time 0 (``stateful=True``)."""
+        if self._state is not None:
+            self._state.reset()
 
     def _run_in_chunks(self, fed, n_steps, training):
         size = self._minibatch_size
@@ -381,6 +446,7 @@ class NengoLayer(tf.keras.layers.Layer):
             dt=self.dt,
             seed=self.seed,
             unroll_simulation=self.simulation.unroll_simulation,
+            stateful=self.stateful,
         )
         return config
 

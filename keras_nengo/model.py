@@ -53,6 +53,13 @@ class NengoModel(JacobianMixin, NamedWeightsMixin, TrainStepMixin, tf.keras.Mode
     unroll_simulation : int
         Simulation steps per loop iteration, as in ``nengo_dl.Simulator`` (see
         `keras_nengo.NengoLayer`).
+    stateful : bool
+        If True, the simulation state carries from the end of one call (or
+        batch) to the start of the next, per sample row, in ``predict``,
+        ``evaluate``, ``fit`` and direct calls; the batch size is fixed by the
+        first call and ``fit`` does not shuffle (gradients stop at batch
+        boundaries: truncated backpropagation through time). `reset_states`
+        returns to the initial state.
     name : str or None
         Name of the Keras model.
 
@@ -82,6 +89,7 @@ class NengoModel(JacobianMixin, NamedWeightsMixin, TrainStepMixin, tf.keras.Mode
         dtype: str = "float32",
         gradient_norms: bool = False,
         unroll_simulation: int = 1,
+        stateful: bool = False,
         name: str | None = None,
         **kwargs,
     ):
@@ -104,6 +112,7 @@ class NengoModel(JacobianMixin, NamedWeightsMixin, TrainStepMixin, tf.keras.Mode
             seed=seed,
             dtype=dtype,
             unroll_simulation=unroll_simulation,
+            stateful=stateful,
             name="nengo",
         )
         # fit/evaluate/predict set the layer's minibatch size to their batch size
@@ -176,6 +185,13 @@ class NengoModel(JacobianMixin, NamedWeightsMixin, TrainStepMixin, tf.keras.Mode
         size = batch_size or _DEFAULT_BATCH_SIZE
         if samples:
             size = min(size, samples)
+        if self.nengo_layer.stateful and samples and samples % size:
+            raise ValueError(
+                f"This model is stateful, so every batch must have the same size "
+                f"(each sample row carries its own state). Received: {samples} "
+                f"samples in batches of {size}, leaving a partial batch. Pass a "
+                f"number of samples that is a multiple of batch_size."
+            )
         self._use_minibatch_size(max((size,) + tuple(extra_sizes)))
         return x, y
 
@@ -232,6 +248,15 @@ class NengoModel(JacobianMixin, NamedWeightsMixin, TrainStepMixin, tf.keras.Mode
         ):
             val_x, val_y, *rest = tuple(validation_data)
             validation_data = (*self._checked(val_x, val_y), *rest)
+        if self.nengo_layer.stateful:
+            if kwargs.get("shuffle", False) is True:
+                raise ValueError(
+                    "This model is stateful: the state of sample row i flows into "
+                    "row i of the next batch, which shuffling would break. "
+                    "Received: shuffle=True. Pass shuffle=False (the default for "
+                    "stateful models)."
+                )
+            kwargs["shuffle"] = False
         self._skipped_batches.assign(0)
         # JacobianNormLogger(log_dir=None) follows a TensorBoard callback of this
         # fit (keras-tuner rewrites its log_dir per trial)
@@ -314,6 +339,7 @@ class NengoModel(JacobianMixin, NamedWeightsMixin, TrainStepMixin, tf.keras.Mode
             "dtype": layer.dtype,
             "gradient_norms": self.gradient_norms,
             "unroll_simulation": layer.simulation.unroll_simulation,
+            "stateful": layer.stateful,
         }
 
     @classmethod
