@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_nengo import data as data_module
+from keras_nengo.batching import run_in_chunks, run_padded
 from keras_nengo import saving
 from keras_nengo._compat import nengo_dl
 from keras_nengo.naming import NameTable
@@ -311,29 +312,14 @@ class NengoLayer(tf.keras.layers.Layer):
         batch = first.shape[0]
         if batch is not None:
             return self._run(fed, batch, steps, training)
-        if self.batches_fit_minibatch:
-            return self._run_padded(fed, steps, training)
-        return self._run_in_chunks(fed, steps, training)
-
-    def _run_padded(self, fed, n_steps, training):
-        """One run of `minibatch_size` rows, the batch zero-padded to it."""
         size = self._minibatch_size
-        batch = tf.shape(next(iter(fed.values())))[0]
-        tf.debugging.assert_less_equal(
-            batch,
-            size,
-            message=(
-                f"Layer {self.name!r} was set to run batches of at most {size} "
-                "samples (batches_fit_minibatch=True); set minibatch_size to the "
-                "largest batch size."
-            ),
-        )
-        padded = {}
-        for node, value in fed.items():
-            value = tf.pad(value, [[0, size - batch], [0, 0], [0, 0]])
-            value.set_shape([size, None, node.size_out])
-            padded[node] = value
-        return [value[:batch] for value in self._run(padded, size, n_steps, training)]
+        self._graph(size)
+        strategy = run_padded if self.batches_fit_minibatch else run_in_chunks
+
+        def run(fed, size):
+            return self._run(fed, size, steps, training)
+
+        return strategy(run, fed, size, steps, self.output_probes, self.name)
 
     def _run(self, fed, minibatch_size, n_steps, training, state=None):
         outputs, final = self.simulation.run(
@@ -394,35 +380,6 @@ class NengoLayer(tf.keras.layers.Layer):
         """Return to the initial simulation state and time 0 (``stateful=True``)."""
         if self._state is not None:
             self._state.reset()
-
-    def _run_in_chunks(self, fed, n_steps, training):
-        size = self._minibatch_size
-        self._graph(size)
-        nodes = list(fed)
-        batch = tf.shape(fed[nodes[0]])[0]
-        n_chunks = (batch + size - 1) // size
-        padding = n_chunks * size - batch
-
-        def chunked(value):
-            value = tf.pad(value, [[0, padding], [0, 0], [0, 0]])
-            return tf.reshape(value, [n_chunks, size, n_steps, value.shape[-1]])
-
-        def run(chunk):
-            for node, value in zip(nodes, chunk):
-                value.set_shape([size, None, node.size_out])
-            return self._run(dict(zip(nodes, chunk)), size, n_steps, training)
-
-        signature = [
-            tf.TensorSpec([size, None, probe.size_in], self.dtype)
-            for probe in self.output_probes
-        ]
-        outputs = tf.map_fn(
-            run, [chunked(fed[node]) for node in nodes], fn_output_signature=signature
-        )
-        return [
-            tf.reshape(value, [n_chunks * size, n_steps, probe.size_in])[:batch]
-            for value, probe in zip(outputs, self.output_probes)
-        ]
 
     def compute_output_shape(self, input_shape):
         steps = None
