@@ -323,7 +323,13 @@ class NengoLayer(tf.keras.layers.Layer):
 
     def _run(self, fed, minibatch_size, n_steps, training, state=None):
         outputs, final = self.simulation.run(
-            self.named_variables, fed, minibatch_size, n_steps, training, state
+            self.named_variables,
+            fed,
+            minibatch_size,
+            n_steps,
+            training,
+            state,
+            probes=self.output_probes,
         )
         index = self.simulation.probe_index
         results = [outputs[index[probe]] for probe in self.output_probes]

@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_nengo._compat import nengo_dl
+from keras_nengo.folding import why_not_foldable
 from keras_nengo.node_inputs import NodeOutputs
 
 SUPPORTED_DTYPES = ("float32", "float64")
@@ -240,6 +241,9 @@ class Simulation:
     ):
         self.network = network
         self.unroll_simulation = int(unroll_simulation)
+        #: fold time into the batch where nothing holds state (`keras_nengo.folding`)
+        self.fold_time = True
+        self._fold_reasons = {}
         self.layer_names = []
         for name, node in tensor_nodes:
             layer = node.tensor_func
@@ -344,7 +348,42 @@ class Simulation:
         """The state a run starts from: ``{key: np.ndarray}``."""
         return dict(self._feeds[self.graph(minibatch_size)].initial_state)
 
-    def run(self, variables, fed, minibatch_size, n_steps, training, state=None):
+    def why_not_foldable(self, probes, training) -> str | None:
+        """Why runs cannot fold time into the batch (see `keras_nengo.folding`)."""
+        key = (tuple(id(probe) for probe in probes), training)
+        if key not in self._fold_reasons:
+            self._fold_reasons[key] = why_not_foldable(self.network, probes, training)
+        return self._fold_reasons[key]
+
+    def _run_folded(self, variables, fed, rows, n_steps, training):
+        """``n_steps`` steps of ``rows`` rows as one step of ``rows * n_steps`` rows."""
+        graph = self.graph(rows)
+        own = None
+        folded = {}
+        for node in graph.invariant_inputs:
+            value = fed.get(node)
+            if value is None:
+                own = own or self.node_outputs(rows)
+                value = tf.constant(own.values(node, n_steps), self.dtype)
+            folded[node] = tf.reshape(value, [rows * n_steps, 1, node.size_out])
+        outputs, _ = self.run(
+            variables, folded, rows * n_steps, 1, training, fold=False
+        )
+        return [
+            tf.reshape(value, [rows, n_steps, *value.shape[2:]]) for value in outputs
+        ], None
+
+    def run(
+        self,
+        variables,
+        fed,
+        minibatch_size,
+        n_steps,
+        training,
+        state=None,
+        probes=None,
+        fold=True,
+    ):
         """Simulate ``n_steps`` steps for a minibatch of ``minibatch_size`` rows.
 
         Parameters
@@ -363,16 +402,36 @@ class Simulation:
             State to start from (as `initial_state` returns); None: the initial
             state.
 
+        probes : list of nengo.Probe or None
+            The probes whose values will be used (default: all).
+        fold : bool
+            Whether a run from the initial state may fold time into the batch
+            when nothing on the path holds state (`keras_nengo.folding`); the
+            outputs are the same.
+
         Returns
         -------
         outputs : list of tf.Tensor
-            Probe data ``(minibatch_size, n_steps, size)`` in NengoDL's probe order.
-        final_state : dict of {key: tf.Tensor}
-            The state after the last step, in the form of ``state``.
+            Probe data ``(minibatch_size, n_steps, size)`` in NengoDL's probe
+            order (with ``probes`` given, only those hold meaningful values).
+        final_state : dict of {key: tf.Tensor} or None
+            The state after the last step, in the form of ``state``; None for a
+            time-folded run.
         """
+        static_steps = tf.get_static_value(n_steps)
+        if (
+            fold
+            and self.fold_time
+            and state is None
+            and static_steps is not None
+            and static_steps > 1
+            and not self.why_not_foldable(probes or self.model.probes, training)
+        ):
+            return self._run_folded(
+                variables, fed, minibatch_size, int(static_steps), training
+            )
         graph = self.graph(minibatch_size)
         feed = self._feeds[graph]
-        static_steps = tf.get_static_value(n_steps)
         node_inputs = []
         unfed = [node for node in graph.invariant_inputs if node not in fed]
         if unfed and static_steps is None:

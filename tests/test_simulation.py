@@ -95,3 +95,46 @@ def test_jit_compile_refuses_python_nodes():
         model.compile(loss="mse", jit_compile=True)
     with pytest.raises(ValueError, match=r"unroll_simulation.*Received: .*0"):
         kn.NengoModel(net, unroll_simulation=0)
+
+
+def converted_network():
+    """Rate training of LIF neurons with no synapses: folds time into the batch."""
+    with nengo.Network(seed=1) as net:
+        stim = nengo.Node(np.zeros(3), label="stim")
+        wave = nengo.Node(lambda t: np.cos(30 * t), label="wave")
+        a = nengo.Ensemble(50, 3, label="a")
+        b = nengo.Ensemble(40, 2, label="b", neuron_type=nengo.RectifiedLinear())
+        nengo.Connection(stim, a, synapse=None)
+        nengo.Connection(wave, a[0], synapse=None)
+        nengo.Connection(a, b, synapse=None, function=lambda x: x[:2] * x[2])
+        nengo.Probe(b, label="out")
+        nengo.Probe(b, label="filtered", synapse=0.01)
+    return net
+
+
+def test_time_folded_training_equals_step_by_step_training():
+    from keras_nengo import folding
+
+    net = converted_network()
+    out, filtered = net.all_probes
+    assert "synapse" in folding.why_not_foldable(net, [filtered], True)
+    assert folding.why_not_foldable(net, [out], False) == (
+        f"Ensemble {net.all_ensembles[0]} has LIF neurons"
+    )
+    rng = np.random.RandomState(2)
+    x = rng.uniform(-1, 1, (10, 8, 3)).astype(np.float32)
+    y = rng.uniform(-1, 1, (10, 8, 2)).astype(np.float32)
+    models = []
+    for fold in (True, False):
+        model = kn.NengoModel(net, outputs=[out], seed=3)
+        model.nengo_layer.simulation.fold_time = fold
+        model.compile(optimizer=tf.keras.optimizers.SGD(1e-6), loss="mse")
+        model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+        models.append(model)
+    folded, stepped = models
+    assert folded.nengo_layer.simulation.minibatch_sizes == [1, 4, 32]
+    assert stepped.nengo_layer.simulation.minibatch_sizes == [1, 4]
+    for name, value in stepped.get_named_weights().items():
+        assert_close(folded.get_named_weights()[name], value, "weights32")
+    layer = folded.nengo_layer
+    assert_close(layer(x, training=True), stepped.nengo_layer(x, training=True))
