@@ -24,6 +24,22 @@ def _all_finite(loss, gradients):
 class TrainStepMixin:
     """``train_step`` and ``gradients`` for a model with ``self.nengo_layer``."""
 
+    @property
+    def distribute_reduction_method(self) -> str:
+        """How ``fit``/``evaluate`` combine the replicas' logs; default ``"first"``.
+
+        Every replica's logs already describe the global batch (Keras aggregates
+        metrics across replicas, the gradients behind ``grad_norm/...`` are
+        all-reduced), so the first replica's are the logs. Keras's ``"auto"``
+        sums them instead, which under MultiWorkerMirroredStrategy multiplies
+        each log by the number of workers.
+        """
+        return self._distribute_reduction_method or "first"
+
+    @distribute_reduction_method.setter
+    def distribute_reduction_method(self, value: str):
+        self._distribute_reduction_method = value
+
     def _apply_if_finite(self, loss, gradients, variables):
         """Apply ``gradients`` (summed over replicas) unless something is not finite.
 
@@ -81,12 +97,9 @@ class TrainStepMixin:
         logs = self.compute_metrics(x, y, y_pred, sample_weight)
         if self.gradient_norms:
             names = {id(v): n for n, v in self.nengo_layer.named_variables.items()}
-            # Keras sums logged tensors over replicas, and every replica holds
-            # the global gradients: each logs its share of their norm
-            replicas = tf.distribute.get_replica_context().num_replicas_in_sync
             for variable, gradient in zip(variables, gradients):
                 name = names.get(id(variable), variable.name.split(":")[0])
-                logs[f"grad_norm/{name}"] = tf.norm(gradient) / replicas
+                logs[f"grad_norm/{name}"] = tf.norm(gradient)
         return logs
 
     def gradients(self, x, y, sample_weight=None) -> dict:
