@@ -7,6 +7,8 @@ skips a batch whose loss or gradients are not finite, so that no NaN ever
 reaches a weight. The guard follows Keras's LossScaleOptimizer: gradients are
 all-reduced across replicas first, every replica sees the same verdict, and the
 conditional apply runs in cross-replica context where ``tf.distribute`` needs it.
+Under ``tf.distribute`` the ``grad_norm`` logs are those of the all-reduced
+gradients, so every log is the global batch's, as on one device.
 """
 
 from __future__ import annotations
