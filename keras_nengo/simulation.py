@@ -53,13 +53,32 @@ def build_nengo_model(network: nengo.Network, dt: float, seed: int, dtype: str):
     return model
 
 
-@contextlib.contextmanager
-def _dtype_setting(dtype):
-    """Make NengoDL's TensorGraph use ``dtype`` whatever the network's config says.
+class _Plan:
+    """NengoDL's operator plan, made once and reused by every minibatch size.
 
-    TensorGraph reads its precision from ``configure_settings(dtype=...)`` on the
-    network; keras_nengo takes it as an argument instead of changing the user's
-    network config.
+    A TensorGraph simplifies, merges and sorts the model's operators when it is
+    made (seconds for networks with thousands of objects); none of that depends
+    on the minibatch size, so later graphs take the first one's result.
+    """
+
+    def __init__(self):
+        self.signals_and_plan = None
+
+    def sorter(self, plan, n_passes=10):
+        return self.signals_and_plan
+
+    @staticmethod
+    def planner(operators):
+        return operators
+
+
+@contextlib.contextmanager
+def _graph_settings(dtype, plan):
+    """NengoDL's settings for a TensorGraph made by keras_nengo.
+
+    The precision is ``dtype`` whatever ``configure_settings(dtype=...)`` on the
+    network says (keras_nengo takes it as an argument instead of changing the
+    user's network config), and an existing `_Plan` is reused.
     """
     module = nengo_dl.tensor_graph.config
     original = module.get_setting
@@ -67,7 +86,20 @@ def _dtype_setting(dtype):
     def get_setting(model, setting, default=None, obj=None):
         if setting == "dtype" and obj is None:
             return dtype
-        return original(model, setting, default=default, obj=obj)
+        if obj is None and plan.signals_and_plan is not None:
+            if setting == "simplifications":
+                return []
+            if setting in ("planner", "sorter"):
+                return getattr(plan, setting)
+        value = original(model, setting, default=default, obj=obj)
+        if setting == "sorter" and obj is None and plan.signals_and_plan is None:
+
+            def sorter(*args, **kwargs):
+                plan.signals_and_plan = value(*args, **kwargs)
+                return plan.signals_and_plan
+
+            return sorter
+        return value
 
     module.get_setting = get_setting
     try:
@@ -256,6 +288,7 @@ class Simulation:
         self.dtype = dtype
         self.model = build_nengo_model(network, self.dt, self.seed, dtype)
         self._graphs = {}
+        self._plan = _Plan()
         self._feeds = {}
         self.tensor_node_layers = []
         self.parameters = self._find_parameters(self._new_graph(1), parameters)
@@ -284,7 +317,7 @@ class Simulation:
         return found
 
     def _new_graph(self, minibatch_size):
-        with tf.init_scope(), _dtype_setting(self.dtype):
+        with tf.init_scope(), _graph_settings(self.dtype, self._plan):
             graph = nengo_dl.tensor_graph.TensorGraph(
                 self.model,
                 self.dt,

@@ -233,7 +233,7 @@ def jacobian_times(
             for k in range(out_dim):
                 with tf.GradientTape() as tape:
                     tape.watch(list(x.values()))
-                    value = layer(x, training=True)[0][:, -1, k]
+                    value = tf.nest.flatten(layer(x, training=True))[0][:, -1, k]
                 rows.append(tape.gradient(value, x))
             return {name: tf.stack([row[name] for row in rows], 1) for name in names}
 
@@ -241,7 +241,7 @@ def jacobian_times(
         def batch_jacobian(x):
             with tf.GradientTape(persistent=True) as tape:
                 tape.watch(list(x.values()))
-                value = layer(x, training=True)[0][:, -1]
+                value = tf.nest.flatten(layer(x, training=True))[0][:, -1]
             return {
                 name: tape.batch_jacobian(value, x[name], experimental_use_pfor=False)
                 for name in names
