@@ -57,6 +57,23 @@ def test_quickstart():
     assert "freeze_params + nengo.Simulator: filtered spiking error" in out
 
 
+def test_closed_loop(tmp_path):
+    out = run_example(
+        "closed_loop.py",
+        *("--segments", 2, "--segment-steps", 800, "--out", tmp_path),
+        max_cpu_seconds=120,
+    )
+    assert "4 plants, 2 targets each, 1600 steps (1.6 s) in 80 chunks" in out
+    errors = re.search(r"tracking error: (\S+) in the first 100 ms.*?, (\S+) ", out)
+    first, settled = map(float, errors.groups())
+    # the loop tracks: after each change of target the error falls and stays small
+    assert first > 0.2 and settled < 0.1 and settled < 0.2 * first, (first, settled)
+    finals = re.findall(r"^  \d +(\S+) +(\S+)$", out, re.M)
+    assert len(finals) == 4
+    assert all(abs(float(t) - float(p)) < 0.1 for t, p in finals), finals
+    assert (tmp_path / "closed_loop.png").stat().st_size > 10000
+
+
 @pytest.mark.slow
 def test_jacobian_wrt_weights_at_its_defaults():
     out = run_example("jacobian_wrt_weights.py", timeout=600, max_cpu_seconds=120)
