@@ -146,9 +146,9 @@ class JacobianNormLogger(tf.keras.callbacks.Callback):
     # -- setup --------------------------------------------------------------------
 
     def set_model(self, model):
-        from keras_nengo.model import (
+        from keras_nengo.model import (  # pylint: disable=import-outside-toplevel
             NengoModel,
-        )  # pylint: disable=import-outside-toplevel
+        )
 
         if not isinstance(model, NengoModel):
             raise TypeError(

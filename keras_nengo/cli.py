@@ -144,13 +144,14 @@ def _quiet_tensorflow():
 
 def stack_versions() -> dict:
     """Versions of the stack keras_nengo runs on (imports it)."""
-    import keras_nengo  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
     import keras_tuner  # pylint: disable=import-outside-toplevel
     import nengo  # pylint: disable=import-outside-toplevel
     import nengo_dl  # pylint: disable=import-outside-toplevel
     import numpy  # pylint: disable=import-outside-toplevel
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     import tf_keras  # pylint: disable=import-outside-toplevel
+
+    import keras_nengo  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
 
     return {
         "keras_nengo": keras_nengo.__version__,
@@ -184,9 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         import json  # pylint: disable=import-outside-toplevel
         import time  # pylint: disable=import-outside-toplevel
 
-        from keras_nengo import (  # pylint: disable=import-outside-toplevel
-            bench as benchmarks,
-        )
+        from keras_nengo import bench as benchmarks  # pylint: disable=import-outside-toplevel
 
         networks = args.networks.split(",") if args.networks else None
         known = benchmarks.all_networks(

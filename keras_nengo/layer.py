@@ -14,18 +14,17 @@ last chunk zero-padded. A batch of known size runs in one graph of that size.
 
 from __future__ import annotations
 
+import nengo  # noqa: E402  (after _compat so that nengo_dl is patched first)
 import numpy as np
 import tensorflow as tf
 
 from keras_nengo import data as data_module
-from keras_nengo.batching import run_in_chunks, run_padded
 from keras_nengo import saving
 from keras_nengo._compat import nengo_dl
+from keras_nengo.batching import run_in_chunks, run_padded
 from keras_nengo.naming import NameTable
 from keras_nengo.simulation import SUPPORTED_DTYPES, Simulation, outside_trace
 from keras_nengo.state import SimulationState
-
-import nengo  # noqa: E402  (after _compat so that nengo_dl is patched first)
 
 #: rows per chunk when the batch size is unknown while tracing (Keras's default
 #: batch size); NengoModel sets it to the batch size of fit/predict/evaluate
@@ -293,11 +292,17 @@ class NengoLayer(tf.keras.layers.Layer):
             # kernel caches; inside a function it only seeds that graph
             function = self._eager_calls.get("call")
             if function is None:
-                function = tf.function(
-                    self._simulate, autograph=False
-                )
+                nodes = self.input_nodes
+
+                def simulate(values, training, n_steps):
+                    fed = {n: v for n, v in zip(nodes, values) if v is not None}
+                    return self._simulate(fed, training, n_steps)
+
+                function = tf.function(simulate, autograph=False)
                 self._eager_calls["call"] = function
-            outputs = function(fed, training, n_steps)
+            # a list, not a dict: tf.function sorts dict keys, and Nodes do not sort
+            values = [fed.get(node) for node in self.input_nodes]
+            outputs = function(values, training, n_steps)
         else:
             outputs = self._simulate(fed, training, n_steps)
         return outputs[0] if len(outputs) == 1 else outputs
@@ -342,7 +347,9 @@ class NengoLayer(tf.keras.layers.Layer):
         first = next(iter(fed.values()), None)
         batch = 1 if first is None else first.shape[0]
         if first is not None:
-            n_steps = first.shape[1] if first.shape[1] is not None else tf.shape(first)[1]
+            n_steps = (
+                first.shape[1] if first.shape[1] is not None else tf.shape(first)[1]
+            )
         rows = self._state.rows if self._state is not None else batch
         rows = rows or self._minibatch_size
         if batch is not None and batch != rows:

@@ -228,7 +228,10 @@ class NengoModel(JacobianMixin, NamedWeightsMixin, TrainStepMixin, tf.keras.Mode
             self.output_names = sorted(names)
         try:
             super().compile(
-                optimizer=optimizer, loss=by_name(loss), metrics=by_name(metrics), **kwargs
+                optimizer=optimizer,
+                loss=by_name(loss),
+                metrics=by_name(metrics),
+                **kwargs,
             )
         finally:
             with nengo_dl.compat.trackable.no_automatic_dependency_tracking_scope(self):

@@ -73,7 +73,10 @@ class NodeOutputs:
             return np.zeros(shape, self.dtype)
         if node in self._steps:
             return np.array(
-                [[np.array(step(t), copy=True) for t in times] for step in self._steps[node]],
+                [
+                    [np.array(step(t), copy=True) for t in times]
+                    for step in self._steps[node]
+                ],
                 self.dtype,
             ).reshape(shape)
         if callable(output):
@@ -81,4 +84,6 @@ class NodeOutputs:
             return np.broadcast_to(
                 np.reshape(single, (1, n_steps, node.size_out)), shape
             ).copy()
-        return np.ascontiguousarray(np.broadcast_to(np.asarray(output, self.dtype), shape))
+        return np.ascontiguousarray(
+            np.broadcast_to(np.asarray(output, self.dtype), shape)
+        )

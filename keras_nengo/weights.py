@@ -164,4 +164,3 @@ class NamedWeightsMixin:
             if all(n == 1 for n in weights.shape):
                 weights = np.squeeze(weights)
             conn.transform = weights
-

@@ -65,12 +65,16 @@ def cases():
     yield "recurrent", recurrent_network()
 
 
-@pytest.mark.parametrize("name, network", list(cases()), ids=lambda c: str(c))
+@pytest.mark.parametrize(
+    "name, network", list(cases()), ids=[name for name, _ in cases()]
+)
 def test_reference_equals_model(name, network):
     """Same forward output (training mode) and same loss gradients as NengoModel."""
     n_steps = network.n_steps or 4
     x, y = bench.bench_data(network, 4, n_steps)
-    model = kn.NengoModel(network.network, inputs=network.inputs, outputs=[network.output])
+    model = kn.NengoModel(
+        network.network, inputs=network.inputs, outputs=[network.output]
+    )
     model.compile(optimizer=tf.keras.optimizers.SGD(1e-4), loss="mse")
     reference = Reference(model, network.inputs, network.output, 1e-4)
     data = x if len(x) > 1 else x[0]
@@ -90,7 +94,9 @@ def test_reference_equals_model(name, network):
 
 def test_reference_fit_is_sgd():
     network = bench.build_network("ff_2x1000", TINY)
-    model = kn.NengoModel(network.network, inputs=network.inputs, outputs=[network.output])
+    model = kn.NengoModel(
+        network.network, inputs=network.inputs, outputs=[network.output]
+    )
     x, y = bench.bench_data(network, 8, 1)
     reference = Reference(model, network.inputs, network.output, 1e-3)
     before = {name: v.numpy() for name, v in reference.variables.items()}
@@ -184,7 +190,9 @@ def test_subprocess_figures():
         assert used[side]["peak_mib"] >= used[side]["build_mib"]
     seconds = isolated.first_calls("spa_cconv2", TINY)
     assert sorted(seconds) == sorted(
-        (kind, side) for kind in ("fit", "predict") for side in ("keras_nengo", "nengo_dl")
+        (kind, side)
+        for kind in ("fit", "predict")
+        for side in ("keras_nengo", "nengo_dl")
     )
     for value in seconds.values():
         assert_positive_finite(value)

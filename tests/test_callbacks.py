@@ -142,7 +142,9 @@ def test_bad_input_fails_before_training(setup):
     with pytest.raises(ValueError, match="expects data of shape"):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[JacobianNormLogger(x[:, :, 0])])
     with pytest.raises(ValueError, match="nope"):
-        model.fit(x, y, epochs=1, verbose=0, callbacks=[JacobianNormLogger(x, wrt="nope")])
+        model.fit(
+            x, y, epochs=1, verbose=0, callbacks=[JacobianNormLogger(x, wrt="nope")]
+        )
     with pytest.raises(TypeError, match="works with keras_nengo.NengoModel"):
         JacobianNormLogger(x).set_model(tf.keras.Sequential())
     for name, value in model.get_named_weights().items():

@@ -19,12 +19,12 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
+import distribute_worker as worker
 import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import assert_close
 
-import distribute_worker as worker
 from keras_nengo.tuning import free_port
 
 WORKER = Path(__file__).parent / "distribute_worker.py"

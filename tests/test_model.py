@@ -419,7 +419,11 @@ def test_bad_inputs_name_the_node_and_change_no_weight(rng):
     y = rng.uniform(-1, 1, (4, 5, 3))
 
     cases = [
-        ({"a": xa[..., :1], "b": xb}, y, r"Input 'a' .*\(batch, n_steps, 2\).*\(4, 5, 1\)"),
+        (
+            {"a": xa[..., :1], "b": xb},
+            y,
+            r"Input 'a' .*\(batch, n_steps, 2\).*\(4, 5, 1\)",
+        ),
         ({"a": xa[0], "b": xb}, y, r"Input 'a'.*Received: shape \(5, 2\)"),
         ({"a": xa, "c": xb}, y, r"Unknown input 'c'.*\['a', 'b'\]"),
         ({"a": xa, "b": xb[:3]}, y, r"same batch size"),

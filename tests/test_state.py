@@ -103,7 +103,10 @@ def test_fit_is_truncated_bptt_over_consecutive_batches():
     x = rng.uniform(-1, 1, (2, 30, 1)).astype(np.float32)
     y = np.sin(3 * x)
     # batch k holds time chunk k of both sequences: row i continues row i
-    chunks = lambda a: np.concatenate([a[:, i : i + 10] for i in (0, 10, 20)], 0)
+
+    def chunks(a):
+        return np.concatenate([a[:, i : i + 10] for i in (0, 10, 20)], 0)
+
     model = kn.NengoModel(rate_network(), seed=0, stateful=True)
     model.compile(optimizer=tf.keras.optimizers.SGD(1e-6), loss="mse")
     model.fit(chunks(x), chunks(y), batch_size=2, epochs=1, verbose=0)

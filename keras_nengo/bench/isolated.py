@@ -52,7 +52,9 @@ def _trainer(side, bench, sizes):
             lambda: model.fit(data, y, batch_size=batch_size, epochs=1, verbose=0),
             lambda: model.predict(data, batch_size=batch_size, verbose=0),
         )
-    sim = nengo_dl.Simulator(bench.network, minibatch_size=batch_size, progress_bar=False)
+    sim = nengo_dl.Simulator(
+        bench.network, minibatch_size=batch_size, progress_bar=False
+    )
     sim.compile(optimizer=optimizer, loss={bench.output: "mse"})
     x_dl = dict(zip(bench.inputs, x))
     return (

@@ -121,8 +121,14 @@ class Reference:
         smoothing = nengo_dl.config.get_setting(network, "lif_smoothing")
         for ens in network.all_ensembles:
             self.ensembles[ens] = (
-                parameter(ens, "encoders", lambda e=ens: self._params().params[e].scaled_encoders),
-                parameter(ens.neurons, "bias", lambda e=ens: self._params().params[e].bias),
+                parameter(
+                    ens,
+                    "encoders",
+                    lambda e=ens: self._params().params[e].scaled_encoders,
+                ),
+                parameter(
+                    ens.neurons, "bias", lambda e=ens: self._params().params[e].bias
+                ),
                 _neuron_function(ens.neuron_type, smoothing),
             )
         self.connections = []

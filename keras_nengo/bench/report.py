@@ -100,7 +100,9 @@ def row(
     result = {
         "network": network,
         "figure": figure,
-        "keras_nengo": keras_nengo if isinstance(keras_nengo, str) else float(keras_nengo),
+        "keras_nengo": (
+            keras_nengo if isinstance(keras_nengo, str) else float(keras_nengo)
+        ),
         "baseline": baseline if isinstance(baseline, str) else float(baseline),
         "ratio": ratio,
         "target": None if comparison is None else f"{comparison} {bound:g}x",

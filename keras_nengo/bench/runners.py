@@ -128,7 +128,11 @@ def throughput(bench: BenchNetwork, sizes: BenchSizes = FULL) -> dict:
     counter = _SkipCounter()
     functions = {
         ("fit", "keras_nengo"): lambda: counter.fit(
-            model, x if len(x) > 1 else x[0], y, batch_size=batch_size, epochs=1,
+            model,
+            x if len(x) > 1 else x[0],
+            y,
+            batch_size=batch_size,
+            epochs=1,
             verbose=0,
         ),
         ("predict", "keras_nengo"): lambda: model.predict(
@@ -330,7 +334,11 @@ def logger_overhead(
     def epoch_times(callbacks):
         ends = EpochEnds()
         model.fit(
-            x, y, batch_size=batch_size, epochs=epochs, verbose=0,
+            x,
+            y,
+            batch_size=batch_size,
+            epochs=epochs,
+            verbose=0,
             callbacks=callbacks + [ends],
         )
         return list(np.diff(ends.times))
