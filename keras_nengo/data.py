@@ -132,15 +132,15 @@ class Signature:
         if isinstance(data, (list, tuple)):
             if len(data) != len(names):
                 raise ValueError(
-                    f"Expected a list of {len(names)} arrays, one per input "
-                    f"{names}. Received: a list of {len(data)} items. Pass a dict "
-                    "keyed by input name to give data for some inputs only."
+                    f"Expected a list of {len(names)} arrays as {what}, one per "
+                    f"input {names}. Received: a list of {len(data)} items. Pass a "
+                    "dict keyed by input name to give data for some inputs only."
                 )
             return dict(zip(names, data))
         if not names:
             raise ValueError(
                 f"This network has no input Nodes, so it takes no {what}. "
-                f"Received: {describe(data)}. Pass n_steps instead."
+                f"Received: {describe(data)}. Pass None and n_steps instead."
             )
         return {names[0]: data}
 

@@ -215,27 +215,7 @@ class NengoLayer(tf.keras.layers.Layer):
     def _fed(self, inputs) -> dict:
         """The layer's input as ``{Node: tensor}``; raises for a wrong structure."""
         signature = self.signature
-        if isinstance(inputs, dict):
-            by_name = {signature.input_key(key): value for key, value in inputs.items()}
-        elif isinstance(inputs, (list, tuple)):
-            if len(inputs) != len(signature.input_names):
-                raise ValueError(
-                    f"Layer {self.name!r} takes a list of {len(signature.input_names)}"
-                    f" tensors, one per input {signature.input_names}. Received: a "
-                    f"list of {len(inputs)}. Pass a dict keyed by input name to "
-                    "feed some inputs only."
-                )
-            by_name = dict(zip(signature.input_names, inputs))
-        elif inputs is None:
-            by_name = {}
-        else:
-            if not signature.input_names:
-                raise ValueError(
-                    f"Layer {self.name!r} has no input Nodes, so it takes no data. "
-                    f"Received: {data_module.describe(inputs)}. Call it with None "
-                    "and n_steps=<int>."
-                )
-            by_name = {signature.input_names[0]: inputs}
+        by_name = signature.inputs_by_name(inputs, f"data (layer {self.name!r})")
         fed, first = {}, None
         for name, node in zip(signature.input_names, signature.input_nodes):
             if name not in by_name or by_name[name] is None:

@@ -118,7 +118,7 @@ def test_inputs_must_agree_on_batch_and_steps(net):
 
 def test_network_without_inputs_takes_no_array(net):
     sig = signature(net, inputs=[])
-    with pytest.raises(ValueError, match=r"no input Nodes.*Pass n_steps"):
+    with pytest.raises(ValueError, match=r"no input Nodes.*Pass None and n_steps"):
         sig.check_x(np.zeros((1, 2, 1)))
 
 

@@ -62,7 +62,7 @@ def test_inputless_network_needs_n_steps():
     layer.build(None)
     with pytest.raises(ValueError, match="Received: n_steps=None"):
         layer(None, training=False)
-    with pytest.raises(ValueError, match="has no input Nodes.*Received: array"):
+    with pytest.raises(ValueError, match="no input Nodes.*Received: array"):
         layer(np.zeros((1, 3, 1)), training=False)
     assert layer(None, training=False, n_steps=3).shape == (1, 3, 1)
 
@@ -119,7 +119,7 @@ def test_summary_lists_the_layer_and_its_weights():
 def test_wrong_input_structure_says_what_was_received(layer):
     x = np.zeros((2, 3, 1), np.float32)
     cases = [
-        ([x, x], r"takes a list of 1 tensors.*Received: a list of 2"),
+        ([x, x], r"list of 1 arrays as data \(layer .*Received: a list of 2"),
         ({"nope": x}, r"Unknown input 'nope'.*\['stim'\]"),
         (np.zeros((2, 3, 4), np.float32), r"Input 'stim'.*\(batch, n_steps, 1\).*4"),
         (np.zeros((2, 3), np.float32), r"Input 'stim'.*Received: shape \(2, 3\)"),
