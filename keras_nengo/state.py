@@ -12,7 +12,6 @@ stateful RNNs.
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
 
@@ -67,7 +66,3 @@ class SimulationState:
             var.assign(self._initial[key])
         self.steps.assign(0)
         self.node_outputs.reset()
-
-    def nbytes(self) -> int:
-        """Memory the state holds (bytes)."""
-        return int(sum(np.asarray(value).nbytes for value in self._initial.values()))

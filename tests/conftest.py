@@ -4,11 +4,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras_nengo  # noqa: E402,F401  isort: skip  (selects tf-keras first)
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
-import keras_nengo  # noqa: E402,F401  (selects tf-keras before anything else)
 
 # one place for the tolerances the tests use
 TOLERANCES = {

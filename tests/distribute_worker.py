@@ -19,10 +19,10 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras_nengo as kn  # noqa: E402  isort: skip  (first: selects tf-keras)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import keras_nengo as kn  # noqa: E402  (first: selects tf-keras)
 from keras_nengo.bench import tutorial_network  # noqa: E402
 
 SAMPLES, N_STEPS, BATCH_SIZE = 32, 5, 8

@@ -7,10 +7,10 @@ variables) and for the resume test (killed part-way, then run again).
 import argparse
 import time
 
+import keras_nengo  # noqa: F401  isort: skip  (first: selects tf-keras for keras_tuner)
 import keras_tuner as kt
 import numpy as np
 
-import keras_nengo  # noqa: F401  (first: selects tf-keras for keras_tuner)
 from keras_nengo.bench import tutorial_network
 from keras_nengo.tuning import NengoHyperModel
 
