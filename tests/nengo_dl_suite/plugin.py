@@ -191,19 +191,25 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: mark tests that require a GPU")
     config.pluginmanager.register(_UpstreamSeeds(), "keras_nengo_upstream_seeds")
 
-    # Test-only shims; both are undone in pytest_unconfigure.
+    # Test-only shims; all are undone in pytest_unconfigure.
     config.stash[_SAVED_KEY] = (
         pytest.warns,
         getattr(nengo.networks, "Oscillator", None),
+        nengo_dl.Simulator.__init__,
     )
     pytest.warns = _warns_accepting_none(pytest.warns)
     if not hasattr(nengo.networks, "Oscillator"):
         nengo.networks.Oscillator = _Nengo3Oscillator
+    # keras_nengo quiets NengoDL's "No GPU support detected" warning on machines
+    # without a GPU; NengoDL's suite tests that warning, so it sees NengoDL's own
+    init = nengo_dl.Simulator.__init__
+    nengo_dl.Simulator.__init__ = getattr(init, "__wrapped__", init)
 
 
 def pytest_unconfigure(config):
-    saved_warns, saved_oscillator = config.stash[_SAVED_KEY]
+    saved_warns, saved_oscillator, saved_init = config.stash[_SAVED_KEY]
     pytest.warns = saved_warns
+    nengo_dl.Simulator.__init__ = saved_init
     if saved_oscillator is None:
         del nengo.networks.Oscillator
 
