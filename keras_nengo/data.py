@@ -26,16 +26,8 @@ def default_inputs(network: nengo.Network, inputs=None) -> list:
             and node.size_out > 0
             and not isinstance(node, nengo_dl.TensorNode)
         ]
-    nodes = list(inputs)
-    all_nodes = network.all_nodes
+    nodes = _members(inputs, nengo.Node, network.all_nodes, "input")
     for node in nodes:
-        if not isinstance(node, nengo.Node) or not any(
-            node is other for other in all_nodes
-        ):
-            raise ValueError(
-                "Every input must be a nengo.Node of the network. "
-                f"Received: {node!r}. Pass Nodes created inside the network."
-            )
         if node.size_in != 0 or isinstance(node, nengo_dl.TensorNode):
             raise ValueError(
                 f"Node {node} cannot be fed from data: it has inputs "
@@ -49,17 +41,20 @@ def default_outputs(network: nengo.Network, outputs=None) -> list:
     """The output Probes: ``outputs`` checked, or every Probe of the network."""
     if outputs is None:
         return list(network.all_probes)
-    probes = list(outputs)
-    all_probes = network.all_probes
-    for probe in probes:
-        if not isinstance(probe, nengo.Probe) or not any(
-            probe is other for other in all_probes
-        ):
+    return _members(outputs, nengo.Probe, network.all_probes, "output")
+
+
+def _members(objs, kind, all_objs, role) -> list:
+    """``objs`` as a list, each checked to be a ``kind`` among ``all_objs``."""
+    objs = list(objs)
+    noun = kind.__name__
+    for obj in objs:
+        if not isinstance(obj, kind) or not any(obj is other for other in all_objs):
             raise ValueError(
-                "Every output must be a nengo.Probe of the network. "
-                f"Received: {probe!r}. Pass Probes created inside the network."
+                f"Every {role} must be a nengo.{noun} of the network. "
+                f"Received: {obj!r}. Pass {noun}s created inside the network."
             )
-    return probes
+    return objs
 
 
 def describe(value) -> str:

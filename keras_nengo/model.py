@@ -160,13 +160,13 @@ class NengoModel(JacobianMixin, NamedWeightsMixin, TrainStepMixin, tf.keras.Mode
         """
         replicas = self.distribute_strategy.num_replicas_in_sync
         size = -(-int(size) // replicas)
-        if size != self.nengo_layer.minibatch_size:
-            self.nengo_layer.minibatch_size = size
+        changed = size != self.nengo_layer.minibatch_size
+        # the layer builds the graph for its minibatch size now, outside traces
+        self.nengo_layer.minibatch_size = size
+        if changed:
             self.train_function = None
             self.test_function = None
             self.predict_function = None
-        else:
-            self.nengo_layer.minibatch_size = size
 
     @staticmethod
     def _dataset_batch_size(dataset):
@@ -206,8 +206,6 @@ class NengoModel(JacobianMixin, NamedWeightsMixin, TrainStepMixin, tf.keras.Mode
     # -- Keras API ----------------------------------------------------------------
 
     def call(self, inputs, training=None, n_steps=None):
-        if isinstance(inputs, dict):
-            inputs = self.signature.inputs_by_name(inputs)
         outputs = self.nengo_layer(inputs, training=training, n_steps=n_steps)
         if len(self.output_names) == 1:
             return outputs

@@ -181,17 +181,25 @@ class Simulation:
             self._fold_reasons[key] = why_not_foldable(self.network, probes, training)
         return self._fold_reasons[key]
 
+    def _with_own_outputs(self, fed, rows, n_steps):
+        """``fed`` plus, as constants, the outputs of the input Nodes it lacks."""
+        graph = self.graph(rows)
+        unfed = [node for node in graph.invariant_inputs if node not in fed]
+        if not unfed:
+            return fed
+        own = self.node_outputs(rows)
+        fed = dict(fed)
+        for node in unfed:
+            fed[node] = tf.constant(own.values(node, n_steps), self.dtype)
+        return fed
+
     def _run_folded(self, variables, fed, rows, n_steps, training):
         """``n_steps`` steps of ``rows`` rows as one step of ``rows * n_steps`` rows."""
-        graph = self.graph(rows)
-        own = None
-        folded = {}
-        for node in graph.invariant_inputs:
-            value = fed.get(node)
-            if value is None:
-                own = own or self.node_outputs(rows)
-                value = tf.constant(own.values(node, n_steps), self.dtype)
-            folded[node] = tf.reshape(value, [rows * n_steps, 1, node.size_out])
+        fed = self._with_own_outputs(fed, rows, n_steps)
+        folded = {
+            node: tf.reshape(value, [rows * n_steps, 1, node.size_out])
+            for node, value in fed.items()
+        }
         outputs, _ = self.run(
             variables, folded, rows * n_steps, 1, training, fold=False
         )
@@ -268,11 +276,7 @@ class Simulation:
                 "of steps (e.g. tf.keras.Input((n_steps, size))) or feed the Node."
             )
         if unfed:
-            outputs = self.node_outputs(minibatch_size)
-            fed = dict(fed)
-            for node in unfed:
-                values = outputs.values(node, int(static_steps))
-                fed[node] = tf.constant(values, self.dtype)
+            fed = self._with_own_outputs(fed, minibatch_size, int(static_steps))
         # a run takes whole loop iterations of `unroll` steps (NengoDL runs the
         # extra steps): inputs get zeros for them, outputs are cut back
         unroll = graph.unroll
@@ -298,9 +302,10 @@ class Simulation:
                 for probe in self.model.probes
             )
             bounds = BoundedLoops(iterations, iterations * unroll if history else None)
-        outputs = self._call(graph, node_inputs, training, base, state, bounds)
+        # NengoDL returns the probes, then the number of steps run
+        outputs = self._call(graph, node_inputs, training, base, state, bounds)[:-1]
         if unroll > 1:
-            outputs = [value[:, :n_steps] for value in outputs[:-1]]
+            outputs = [value[:, :n_steps] for value in outputs]
         final = dict(zip(graph.saved_state, graph.final_internal_state))
         final_params = dict(zip(graph.base_params, graph.final_base_params))
         final.update({("learned", key): final_params[key] for key in feed.learned})
