@@ -42,12 +42,29 @@ class TrainStepMixin:
     def distribute_reduction_method(self, value: str):
         self._distribute_reduction_method = value
 
+    def _update_groups_for(self, variables):
+        """The compiled `UpdateGroups` if they apply to ``variables`` now, else None."""
+        groups = getattr(self, "_update_groups", None)
+        if groups is None or tf.distribute.has_strategy():
+            return None
+        if not groups.matches(variables):
+            raise RuntimeError(
+                "The model's trainable weights changed since compile(): the "
+                f"optimizer was built for {len(groups.key)} trainable variables, "
+                f"the model now has {len(variables)}. Call compile() again after "
+                "changing `trainable`."
+            )
+        return groups
+
     def _apply_if_finite(self, loss, gradients, variables):
         """Apply ``gradients`` (summed over replicas) unless something is not finite.
 
         Returns the gradients summed over replicas (the gradients of the global
         batch's loss), the same on every replica.
         """
+        groups = self._update_groups_for(variables)
+        if groups is not None:
+            return self._apply_grouped_if_finite(loss, gradients, variables, groups)
         context = tf.distribute.get_replica_context()
         gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
         # the loss differs per replica: every replica must agree on the verdict
@@ -81,6 +98,23 @@ class TrainStepMixin:
             tf.__internal__.smart_cond.smart_cond(verdict, apply_everywhere, skip)
 
         context.merge_call(cross_replica, args=(gradients, finite))
+        return gradients
+
+    def _apply_grouped_if_finite(self, loss, gradients, variables, groups):
+        """`_apply_if_finite` on one replica, the optimizer updating flat groups."""
+        optimizer = self.optimizer
+        flat = groups.optimizer_gradients(gradients, variables)
+        groups.zero()
+        tf.__internal__.smart_cond.smart_cond(
+            _all_finite(loss, flat),
+            lambda: optimizer.apply_gradients(
+                zip(flat, groups.optimizer_variables),
+                skip_gradients_aggregation=True,
+            ),
+            lambda: self._skipped_batches.assign_add(1),
+        )
+        # zero where the batch was skipped
+        groups.add_updates()
         return gradients
 
     def train_step(self, data):

@@ -1,0 +1,134 @@
+"""Optimizer updates of many named weights as one flat update per dtype.
+
+A Nengo network has one named variable per trainable parameter: an SPA-style
+network has hundreds to thousands. Keras's optimizers update each variable on
+its own, with about ten graph ops per variable, and tracing and first running
+those ops was most of the first ``fit`` on such networks (profiled on the
+bench's ``spa_cconv2``: 594 variables, 14.1 s first fit, 5.6 s with one op per
+variable).
+
+`UpdateGroups` hands the compiled optimizer one flat variable per dtype in
+place of the named variables of that dtype. Each training step zeroes it,
+lets the optimizer update it from the concatenated gradients, and adds its
+pieces to the named variables. The optimizer's state (momenta, moments,
+iteration count) lives in the optimizer as usual, one slot per flat variable.
+
+That is the same arithmetic as updating each named variable, element by
+element, when the optimizer's update does not read the variable's value and
+treats every element alike: `ELEMENTWISE` lists those optimizers (checked in
+their ``update_step``), and options that look at whole variables or at their
+values (``clipnorm``, ``global_clipnorm``, ``weight_decay``, ``use_ema``)
+keep the per-variable path. So do subclasses (they may override the update),
+legacy optimizers and ``tf.distribute`` strategies. With a zeroed flat
+variable the optimizer leaves ``-u`` (or ``0 + u``) in it, and adding that to
+a weight ``w`` gives ``w - u`` (or ``w + u``) exactly as the per-variable
+update does.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+ELEMENTWISE = tuple(
+    getattr(tf.keras.optimizers, name)
+    for name in (
+        "SGD",
+        "Adam",
+        "RMSprop",
+        "Adagrad",
+        "Adadelta",
+        "Adamax",
+        "Lion",
+    )
+)
+
+
+def why_not_grouped(optimizer) -> str | None:
+    """Why ``optimizer`` must update the named variables one by one, or None."""
+    if type(optimizer) not in ELEMENTWISE:
+        return (
+            f"{type(optimizer).__name__} is not one of the element-wise "
+            "optimizers " + ", ".join(kind.__name__ for kind in ELEMENTWISE)
+        )
+    for option in ("clipnorm", "global_clipnorm", "weight_decay"):
+        if getattr(optimizer, option, None) is not None:
+            return f"{option} is set (it looks at whole variables or their values)"
+    if getattr(optimizer, "use_ema", False):
+        return "use_ema is set (it averages the variables' values)"
+    if tf.distribute.has_strategy():
+        return "a tf.distribute strategy is in use"
+    return None
+
+
+class _Group:
+    """The named variables of one dtype and the flat variable standing in for them."""
+
+    def __init__(self, variables):
+        self.members = list(variables)
+        self.sizes = [int(v.shape.num_elements()) for v in self.members]
+        dtype = self.members[0].dtype
+        with tf.init_scope():
+            self.flat = tf.Variable(
+                tf.zeros([sum(self.sizes)], dtype),
+                trainable=False,
+                name=f"named_weights_{dtype.name}",
+            )
+
+    def gradient(self, gradients):
+        return tf.concat([tf.reshape(g, [-1]) for g in gradients], axis=0)
+
+    def add_update(self):
+        """Add the optimizer's update (left in the zeroed flat variable) to the members."""
+        pieces = tf.split(self.flat.read_value(), self.sizes)
+        for variable, piece in zip(self.members, pieces):
+            variable.assign_add(tf.reshape(piece, variable.shape))
+
+
+class UpdateGroups:
+    """Which variables the optimizer sees: flat groups of named ones, and the rest.
+
+    Parameters
+    ----------
+    named : list of tf.Variable
+        Named Nengo variables that may be grouped.
+    variables : list of tf.Variable
+        Everything the optimizer updates (``model.trainable_variables``), in order.
+    """
+
+    def __init__(self, named, variables):
+        named_ids = {id(v) for v in named}
+        by_dtype = {}
+        self.others = []
+        for variable in variables:
+            if id(variable) in named_ids:
+                by_dtype.setdefault(variable.dtype, []).append(variable)
+            else:
+                self.others.append(variable)
+        self.groups = [_Group(members) for members in by_dtype.values()]
+        self.key = tuple(id(v) for v in variables)
+
+    @property
+    def optimizer_variables(self) -> list:
+        """What the optimizer is built with and updates, in order."""
+        return [group.flat for group in self.groups] + self.others
+
+    def matches(self, variables) -> bool:
+        """Whether ``variables`` are the ones these groups were made for."""
+        return tuple(id(v) for v in variables) == self.key
+
+    def optimizer_gradients(self, gradients, variables) -> list:
+        """``gradients`` (one per variable of ``variables``) as the optimizer's list."""
+        by_id = {id(v): g for v, g in zip(variables, gradients)}
+        flat = [
+            group.gradient([by_id[id(v)] for v in group.members])
+            for group in self.groups
+        ]
+        return flat + [by_id[id(v)] for v in self.others]
+
+    def zero(self):
+        for group in self.groups:
+            group.flat.assign(tf.zeros_like(group.flat))
+
+    def add_updates(self):
+        for group in self.groups:
+            group.add_update()

@@ -1,0 +1,149 @@
+"""Grouped optimizer updates against Keras's per-variable updates."""
+
+import nengo
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import assert_close
+
+import keras_nengo as kn
+from keras_nengo._compat import nengo_dl
+from keras_nengo.bench import tutorial_network
+
+OPTIMIZERS = {
+    "sgd_nesterov": lambda: tf.keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+    "adam_amsgrad": lambda: tf.keras.optimizers.Adam(0.01, amsgrad=True),
+    "rmsprop_centered": lambda: tf.keras.optimizers.RMSprop(
+        0.01, momentum=0.5, centered=True
+    ),
+    "adagrad": lambda: tf.keras.optimizers.Adagrad(0.1),
+    "adadelta": lambda: tf.keras.optimizers.Adadelta(1.0),
+    "adamax": lambda: tf.keras.optimizers.Adamax(0.01),
+    "lion": lambda: tf.keras.optimizers.Lion(0.001),
+    "adam_clipvalue_schedule": lambda: tf.keras.optimizers.Adam(
+        tf.keras.optimizers.schedules.ExponentialDecay(0.01, 1, 0.5), clipvalue=0.01
+    ),
+}
+
+
+def network(keras_layer=False):
+    net = tutorial_network()
+    with net:
+        nengo_dl.configure_settings(trainable=None)
+        if keras_layer:
+            dense = nengo_dl.Layer(tf.keras.layers.Dense(1, name="dense"))(net.stim)
+            nengo.Connection(dense, net.out_node, synapse=None)
+    return net
+
+
+def data(seed=1, n=16):
+    rng = np.random.RandomState(seed)
+    x = rng.uniform(-1, 1, size=(n, 3, 1)).astype(np.float32)
+    return x, np.sin(x**2)
+
+
+def per_variable_steps(model, optimizer, x, y, batch_size, steps):
+    """Keras's per-variable update of ``model``'s weights in a hand-written loop."""
+    variables = model.trainable_variables
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
+        grads = tape.gradient(loss, variables)
+        optimizer.apply_gradients(zip(grads, variables))
+
+    for i in range(steps):
+        batch = slice(i * batch_size, (i + 1) * batch_size)
+        step(x[batch], y[batch])
+
+
+def trained_pair(make_optimizer, keras_layer=False, steps=3, batch_size=4):
+    # two builds of the network: a Keras layer in it holds its own variables
+    net, net_copy = network(keras_layer), network(keras_layer)
+    model = kn.NengoModel(net, outputs=[net.p_out_nofilt], seed=5)
+    reference = kn.NengoModel(net_copy, outputs=[net_copy.p_out_nofilt], seed=5)
+    reference.set_weights(model.get_weights())
+    x, y = data(n=steps * batch_size)
+    model.compile(optimizer=make_optimizer(), loss="mse")
+    model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+    optimizer = make_optimizer()
+    per_variable_steps(reference, optimizer, x, y, batch_size, steps)
+    return model, reference, optimizer
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_grouped_update_equals_per_variable_update(name):
+    model, reference, optimizer = trained_pair(OPTIMIZERS[name])
+    for variable, expected in zip(
+        model.trainable_variables, reference.trainable_variables
+    ):
+        assert variable.name == expected.name
+        assert_close(variable.numpy(), expected.numpy(), "weights32")
+    # one flat slot per optimizer state instead of one per named weight
+    n_named = len(model.trainable_variables)
+    per_group = (len(optimizer.variables) - 1) // n_named
+    assert len(model.optimizer.variables) == 1 + per_group
+    assert int(model.optimizer.iterations.numpy()) == 3
+
+
+def test_keras_layer_weights_update_beside_groups():
+    model, reference, _ = trained_pair(OPTIMIZERS["adam_amsgrad"], keras_layer=True)
+    names = [v.name for v in model.trainable_variables]
+    assert any(name.endswith("/kernel:0") for name in names)
+    for variable, expected in zip(
+        model.trainable_variables, reference.trainable_variables
+    ):
+        assert_close(variable.numpy(), expected.numpy(), "weights32")
+
+
+@pytest.mark.parametrize(
+    "make_optimizer",
+    [
+        lambda: tf.keras.optimizers.Adam(0.05, clipnorm=0.01),
+        lambda: tf.keras.optimizers.SGD(0.05, global_clipnorm=0.01),
+        lambda: tf.keras.optimizers.AdamW(0.01, weight_decay=0.1),
+        lambda: tf.keras.optimizers.Ftrl(0.1),
+    ],
+    ids=["clipnorm", "global_clipnorm", "weight_decay", "ftrl"],
+)
+def test_whole_variable_options_update_per_variable(make_optimizer):
+    model, reference, optimizer = trained_pair(make_optimizer)
+    for variable, expected in zip(
+        model.trainable_variables, reference.trainable_variables
+    ):
+        assert_close(variable.numpy(), expected.numpy(), "weights32")
+    assert len(model.optimizer.variables) == len(optimizer.variables)
+
+
+def test_skipped_batch_changes_no_weight_and_no_optimizer_state():
+    net = network()
+    model = kn.NengoModel(net, outputs=[net.p_out_nofilt], seed=5)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss="mse")
+    x, y = data(n=8)
+    model.fit(x[:4], y[:4], batch_size=4, epochs=1, verbose=0)
+    weights = model.get_weights()
+    state = [v.numpy() for v in model.optimizer.variables]
+    y[4:] = np.nan
+    with pytest.warns(RuntimeWarning, match="1 training batch"):
+        model.fit(x[4:], y[4:], batch_size=4, epochs=1, verbose=0)
+    for before, after in zip(weights, model.get_weights()):
+        np.testing.assert_array_equal(before, after)
+    for before, variable in zip(state, model.optimizer.variables):
+        np.testing.assert_array_equal(before, variable.numpy())
+
+
+def test_trainable_changed_since_compile_is_refused():
+    # fit restores the compiled trainable state (Keras); a custom loop may not
+    net = network()
+    model = kn.NengoModel(net, outputs=[net.p_out_nofilt], seed=5)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss="mse")
+    x, y = data(n=4)
+    weights = model.get_weights()
+    model.nengo_layer.trainable = False
+    with pytest.raises(RuntimeError, match="built for 6 trainable .* now has 0"):
+        model.train_step((tf.constant(x), tf.constant(y)))
+    for before, after in zip(weights, model.get_weights()):
+        np.testing.assert_array_equal(before, after)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert not np.array_equal(model.get_weights()[0], weights[0])
