@@ -33,8 +33,16 @@ from keras_nengo.graph_feed import (
     outside_trace,
 )
 from keras_nengo.node_inputs import NodeOutputs
+from keras_nengo.signal_writes import use_sliced_writes
 
 SUPPORTED_DTYPES = ("float32", "float64")
+
+
+def _shaped(variable, shape):
+    # a reshape is two graph ops per named variable: thousands on SPA networks
+    if tuple(variable.shape) == tuple(shape):
+        return tf.convert_to_tensor(variable)
+    return tf.reshape(variable, shape)
 
 
 class Simulation:
@@ -118,6 +126,7 @@ class Simulation:
                 nengo_dl.utils.NullProgressBar(),
                 self.seed,
             )
+        use_sliced_writes(graph)
         self._graphs[minibatch_size] = graph
         return graph
 
@@ -159,7 +168,7 @@ class Simulation:
         for key, pieces in feed.pieces.items():
             parts = [
                 (
-                    tf.reshape(variables[piece[0].name], piece[1])
+                    _shaped(variables[piece[0].name], piece[1])
                     if isinstance(piece, tuple)
                     else tf.constant(piece)
                 )

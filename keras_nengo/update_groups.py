@@ -78,7 +78,7 @@ class _Group:
         return tf.concat([tf.reshape(g, [-1]) for g in gradients], axis=0)
 
     def add_update(self):
-        """Add the optimizer's update (left in the zeroed flat variable) to the members."""
+        """Add the optimizer's update (left in the zeroed flat variable) to members."""
         pieces = tf.split(self.flat.read_value(), self.sizes)
         for variable, piece in zip(self.members, pieces):
             variable.assign_add(tf.reshape(piece, variable.shape))
