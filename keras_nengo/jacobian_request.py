@@ -83,20 +83,21 @@ class JacobianMixin:
         indices = request.indices
 
         key = (output_name, tuple(wrt_inputs), tuple(wrt_weights))
-        key += (tuple(indices), mode, bool(training))
+        key += (tuple(indices), mode, bool(training), request.squeeze)
         cache = self._jacobian_functions
         compute = cache.get(key)
         if compute is None:
             compute = self._jacobian_function(
-                output_name, wrt_inputs, wrt_weights, indices, mode, training
+                output_name,
+                wrt_inputs,
+                wrt_weights,
+                indices,
+                mode,
+                training,
+                request.squeeze,
             )
             cache[key] = compute
-        input_jacobians, weight_jacobians, outputs = compute(data)
-
-        result = dict(input_jacobians)
-        result.update(weight_jacobians)
-        if request.squeeze:
-            result = {name: value[:, 0] for name, value in result.items()}
+        result, outputs = compute(data)
         if request.single:
             result = next(iter(result.values()))
         if return_outputs:
@@ -146,7 +147,7 @@ class JacobianMixin:
         )
 
     def _jacobian_function(
-        self, output_name, wrt_inputs, wrt_weights, indices, mode, training
+        self, output_name, wrt_inputs, wrt_weights, indices, mode, training, squeeze
     ):
         position = self.output_names.index(output_name)
         probe = self.output_probes[position]
@@ -158,7 +159,7 @@ class JacobianMixin:
 
         @tf.function(autograph=False)
         def compute(data):
-            return jacobian_module.jacobian(
+            input_jacobians, weight_jacobians, outputs = jacobian_module.jacobian(
                 function,
                 data,
                 wrt_inputs=wrt_inputs,
@@ -167,6 +168,12 @@ class JacobianMixin:
                 mode=mode,
                 out_dim=int(np.prod(probe.size_in)),
             )
+            result = dict(input_jacobians)
+            result.update(weight_jacobians)
+            if squeeze:
+                # in the graph: an eager slice per call costs more than the rest
+                result = {name: value[:, 0] for name, value in result.items()}
+            return result, outputs
 
         return compute
 
