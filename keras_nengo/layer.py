@@ -137,6 +137,7 @@ class NengoLayer(tf.keras.layers.Layer):
             dtype,
             tensor_nodes=self.names.tensor_nodes(),
             unroll_simulation=unroll_simulation,
+            minibatch_size=DEFAULT_MINIBATCH_SIZE,
         )
         self.named_variables = {}
         self._tensor_node_layers = []
@@ -199,8 +200,9 @@ class NengoLayer(tf.keras.layers.Layer):
                 initializer=tf.constant_initializer(param.initial_value),
                 trainable=param.trainable,
             )
-        # TensorNode layers get their weights inside this layer and are tracked
-        self._graph(1)
+        # TensorNode layers get their weights inside this layer and are tracked;
+        # built for the default size, which a first fit or predict then reuses
+        self._graph(self._minibatch_size)
         super().build(input_shape)
 
     def _graph(self, minibatch_size):

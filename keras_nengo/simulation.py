@@ -63,10 +63,20 @@ class Simulation:
     unroll_simulation : int
         Simulation steps built explicitly into each loop iteration, as in
         ``nengo_dl.Simulator`` (more build time, less per-step loop overhead).
+    minibatch_size : int
+        Minibatch size of the first graph (built now, to find the parameters).
     """
 
     def __init__(
-        self, network, parameters, dt, seed, dtype, tensor_nodes=(), unroll_simulation=1
+        self,
+        network,
+        parameters,
+        dt,
+        seed,
+        dtype,
+        tensor_nodes=(),
+        unroll_simulation=1,
+        minibatch_size=1,
     ):
         self.network = network
         self.unroll_simulation = int(unroll_simulation)
@@ -88,7 +98,9 @@ class Simulation:
         self._plan = Plan()
         self._feeds = {}
         self.tensor_node_layers = []
-        self.parameters = self._find_parameters(self._new_graph(1), parameters)
+        # the first graph finds the parameters; made for the size runs will use
+        first = self._new_graph(int(minibatch_size))
+        self.parameters = self._find_parameters(first, parameters)
         self.probe_index = {probe: i for i, probe in enumerate(self.model.probes)}
 
     @property

@@ -29,7 +29,8 @@ def test_graphs_per_batch_size_share_the_named_variables(layer):
     before = layer({"stim": x}, training=False)
     single = layer(x[:1], training=False)
     assert_close(single, before[:1])
-    assert layer.simulation.minibatch_sizes == [1, 5]
+    # the layer's default minibatch size is built with it; the others on first use
+    assert layer.simulation.minibatch_sizes == [1, 5, layer.minibatch_size]
 
     encoders = layer.named_variables["square/encoders"]
     encoders.assign(encoders * 2.0)
