@@ -250,7 +250,8 @@ class NengoModel(JacobianMixin, NamedWeightsMixin, TrainStepMixin, tf.keras.Mode
     def _grouped_updates(self, variables):
         """`UpdateGroups` for the compiled optimizer, or None (per-variable updates)."""
         optimizer = self.optimizer
-        if why_not_grouped(optimizer) is not None:
+        # a model made under a strategy trains under it, wherever compile() is
+        if self._distribution_strategy is not None or why_not_grouped(optimizer):
             return None
         previous = getattr(self, "_update_groups", None)
         if previous is not None and previous.matches(variables):

@@ -147,3 +147,38 @@ def test_trainable_changed_since_compile_is_refused():
         np.testing.assert_array_equal(before, after)
     model.fit(x, y, batch_size=4, epochs=1, verbose=0)
     assert not np.array_equal(model.get_weights()[0], weights[0])
+
+
+def test_model_made_under_a_strategy_updates_per_variable():
+    # compiled outside the strategy's scope, it still trains under the strategy
+    net = network()
+    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+        model = kn.NengoModel(net, outputs=[net.p_out_nofilt], seed=5)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss="mse")
+    net_copy = network()
+    reference = kn.NengoModel(net_copy, outputs=[net_copy.p_out_nofilt], seed=5)
+    reference.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss="mse")
+    x, y = data(n=8)
+    for trained in (model, reference):
+        trained.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    assert len(model.optimizer.variables) == 1 + 2 * len(model.trainable_variables)
+    for variable, expected in zip(
+        model.trainable_variables, reference.trainable_variables
+    ):
+        assert_close(variable.numpy(), expected.numpy(), "weights32")
+
+
+def test_recompiling_with_the_same_optimizer_keeps_its_state():
+    net = network()
+    model = kn.NengoModel(net, outputs=[net.p_out_nofilt], seed=5)
+    optimizer = tf.keras.optimizers.Adam(0.01)
+    model.compile(optimizer=optimizer, loss="mse")
+    x, y = data(n=8)
+    model.fit(x[:4], y[:4], batch_size=4, epochs=1, verbose=0)
+    moments = [v.numpy() for v in optimizer.variables]
+    model.compile(optimizer=optimizer, loss="mae")
+    for before, variable in zip(moments, optimizer.variables):
+        np.testing.assert_array_equal(before, variable.numpy())
+    model.fit(x[4:], y[4:], batch_size=4, epochs=1, verbose=0)
+    assert int(optimizer.iterations.numpy()) == 2
+    assert len(optimizer.variables) == len(moments) == 3
