@@ -182,3 +182,18 @@ def test_recompiling_with_the_same_optimizer_keeps_its_state():
     model.fit(x[4:], y[4:], batch_size=4, epochs=1, verbose=0)
     assert int(optimizer.iterations.numpy()) == 2
     assert len(optimizer.variables) == len(moments) == 3
+
+
+def test_an_optimizer_built_for_another_model_is_refused_by_keras():
+    first, second = network(), network()
+    optimizer = tf.keras.optimizers.Adam(0.01)
+    model = kn.NengoModel(first, outputs=[first.p_out_nofilt], seed=5)
+    model.compile(optimizer=optimizer, loss="mse")
+    other = kn.NengoModel(second, outputs=[second.p_out_nofilt], seed=5)
+    other.compile(optimizer=optimizer, loss="mse")
+    x, y = data(n=4)
+    weights = other.get_weights()
+    with pytest.raises(KeyError, match="cannot recognize variable square/encoders"):
+        other.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    for before, after in zip(weights, other.get_weights()):
+        np.testing.assert_array_equal(before, after)
