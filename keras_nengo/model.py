@@ -22,7 +22,7 @@ from keras_nengo.jacobian_request import JacobianMixin
 from keras_nengo.layer import NengoLayer, python_nodes
 from keras_nengo.simulation import SUPPORTED_DTYPES
 from keras_nengo.training import TrainStepMixin
-from keras_nengo.update_groups import UpdateGroups, why_not_grouped
+from keras_nengo.update_groups import update_groups_for
 from keras_nengo.weights import NamedWeightsMixin
 
 _DEFAULT_BATCH_SIZE = 32
@@ -239,35 +239,20 @@ class NengoModel(JacobianMixin, NamedWeightsMixin, TrainStepMixin, tf.keras.Mode
         # gradients() traces the compiled loss
         self._gradients_function = None
         # create optimizer slots now, outside the training step's conditional
-        groups = self._grouped_updates(self.trainable_variables)
+        # a model made under a strategy trains under it, wherever compile() is
+        groups = update_groups_for(
+            self.optimizer,
+            list(self.nengo_layer.named_variables.values()),
+            self.trainable_variables,
+            previous=self._update_groups,
+            distributed=self._distribution_strategy is not None,
+        )
         with nengo_dl.compat.trackable.no_automatic_dependency_tracking_scope(self):
             self._update_groups = groups
         if groups is None:
             self.optimizer.build(self.trainable_variables)
         else:
             self.optimizer.build(groups.optimizer_variables)
-
-    def _grouped_updates(self, variables):
-        """`UpdateGroups` for the compiled optimizer, or None (per-variable updates)."""
-        optimizer = self.optimizer
-        # a model made under a strategy trains under it, wherever compile() is
-        if self._distribution_strategy is not None or why_not_grouped(optimizer):
-            return None
-        previous = getattr(self, "_update_groups", None)
-        if previous is not None and previous.matches(variables):
-            groups = previous
-        else:
-            groups = UpdateGroups(
-                list(self.nengo_layer.named_variables.values()), variables
-            )
-        if getattr(optimizer, "_built", False) and any(
-            optimizer._var_key(v)
-            not in optimizer._index_dict  # pylint: disable=protected-access
-            for v in groups.optimizer_variables
-        ):
-            # an optimizer built elsewhere knows other variables: update per variable
-            return None
-        return groups
 
     def fit(self, x=None, y=None, batch_size=None, validation_data=None, **kwargs):
         extra = []

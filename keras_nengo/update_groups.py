@@ -132,3 +132,28 @@ class UpdateGroups:
     def add_updates(self):
         for group in self.groups:
             group.add_update()
+
+
+def update_groups_for(optimizer, named, variables, previous=None, distributed=False):
+    """`UpdateGroups` for ``optimizer`` to update ``variables`` with, or None.
+
+    None means per-variable updates: the optimizer is not element-wise (see
+    `why_not_grouped`), the model trains under a ``tf.distribute`` strategy
+    (``distributed``), or the optimizer was already built for other variables
+    (then Keras's own error names them). ``previous`` groups made for the same
+    ``variables`` are reused, so that recompiling with the same optimizer keeps
+    its state.
+    """
+    if distributed or why_not_grouped(optimizer) is not None:
+        return None
+    if previous is not None and previous.matches(variables):
+        groups = previous
+    else:
+        groups = UpdateGroups(named, variables)
+    if getattr(optimizer, "_built", False) and any(
+        optimizer._var_key(v)  # pylint: disable=protected-access
+        not in optimizer._index_dict  # pylint: disable=protected-access
+        for v in groups.optimizer_variables
+    ):
+        return None
+    return groups
