@@ -79,12 +79,9 @@ class TrainStepMixin:
         def apply(gradients):
             optimizer.apply_gradients(zip(gradients, variables), **options)
 
-        def skip():
-            self._skipped_batches.assign_add(1)
-
         if tf.__internal__.distribute.strategy_supports_no_merge_call():
             tf.__internal__.smart_cond.smart_cond(
-                finite, lambda: apply(gradients), skip
+                finite, lambda: apply(gradients), self._skip_batch
             )
             return gradients
 
@@ -95,23 +92,30 @@ class TrainStepMixin:
             def apply_everywhere():
                 distribution.extended.call_for_each_replica(apply, args=(gradients,))
 
-            tf.__internal__.smart_cond.smart_cond(verdict, apply_everywhere, skip)
+            tf.__internal__.smart_cond.smart_cond(
+                verdict, apply_everywhere, self._skip_batch
+            )
 
         context.merge_call(cross_replica, args=(gradients, finite))
         return gradients
+
+    def _skip_batch(self):
+        self._skipped_batches.assign_add(1)
 
     def _apply_grouped_if_finite(self, loss, gradients, variables, groups):
         """`_apply_if_finite` on one replica, the optimizer updating flat groups."""
         optimizer = self.optimizer
         flat = groups.optimizer_gradients(gradients, variables)
         groups.zero()
-        tf.__internal__.smart_cond.smart_cond(
-            _all_finite(loss, flat),
-            lambda: optimizer.apply_gradients(
+
+        def apply():
+            optimizer.apply_gradients(
                 zip(flat, groups.optimizer_variables),
                 skip_gradients_aggregation=True,
-            ),
-            lambda: self._skipped_batches.assign_add(1),
+            )
+
+        tf.__internal__.smart_cond.smart_cond(
+            _all_finite(loss, flat), apply, self._skip_batch
         )
         # zero where the batch was skipped
         groups.add_updates()

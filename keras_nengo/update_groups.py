@@ -75,13 +75,20 @@ class _Group:
             )
 
     def gradient(self, gradients):
-        return tf.concat([tf.reshape(g, [-1]) for g in gradients], axis=0)
+        return tf.concat([_reshaped(g, [-1]) for g in gradients], axis=0)
 
     def add_update(self):
         """Add the optimizer's update (left in the zeroed flat variable) to members."""
         pieces = tf.split(self.flat.read_value(), self.sizes)
         for variable, piece in zip(self.members, pieces):
-            variable.assign_add(tf.reshape(piece, variable.shape))
+            variable.assign_add(_reshaped(piece, variable.shape))
+
+
+def _reshaped(tensor, shape):
+    # vectors (biases) are already flat: no reshape ops for them in the step
+    if tensor.shape.rank == 1 and len(shape) == 1:
+        return tensor
+    return tf.reshape(tensor, shape)
 
 
 class UpdateGroups:
