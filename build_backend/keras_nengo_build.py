@@ -73,7 +73,17 @@ def _nengo_dl_wheel() -> pathlib.Path:
             *("-m", "pip", "wheel", "--no-deps", "--no-build-isolation"),
             *("--wheel-dir", scratch, pin),
         ]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        # the hook that runs this backend tells its own backend through these
+        # variables; a nested pip that inherits them looks for setuptools in
+        # build_backend/ and fails (pip >= 26.3 passes the path as JSON)
+        environment = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("_PYPROJECT_HOOKS_", "PEP517_"))
+        }
+        result = subprocess.run(
+            command, capture_output=True, text=True, check=False, env=environment
+        )
         built = sorted(pathlib.Path(scratch).glob(f"nengo_dl-{version}-*.whl"))
         if result.returncode != 0 or not built:
             raise RuntimeError(
