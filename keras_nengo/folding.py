@@ -4,7 +4,11 @@ A network whose output at a step depends on that step's input only (no synapse
 on any connection or output probe, neurons without state in the mode of the
 run, no learning rules or noise, no Node computing from time) gives the same
 outputs whether its ``n_steps`` steps run one after another or as
-``batch * n_steps`` independent one-step rows. This is the common "converted
+``batch * n_steps`` independent one-step rows. Folding must never change what a
+TensorNode's function sees, so a TensorNode allows it only when its function is
+known to compute each sample row from that row alone (a Keras layer of a
+row-wise type, `ROW_WISE_LAYERS`) and it does not read the time: any other
+function might depend on the batch it is given (``tf.reshape(x, (1, 1))``). This is the common "converted
 network" case when training: NengoDL trains spiking neurons through their rate
 approximation, which holds no state. Folding replaces the per-step loop (and its
 per-step gathers, scatters and transposes) with one step over a large batch.
@@ -15,6 +19,7 @@ per-step gathers, scatters and transposes) with one step over a large batch.
 from __future__ import annotations
 
 import nengo
+import tensorflow as tf
 
 from keras_nengo._compat import nengo_dl
 
@@ -33,6 +38,60 @@ _TRAINED_AS_RATE = (
     nengo.SpikingRectifiedLinear,
     nengo_dl.neurons.SpikingLeakyReLU,
 )
+
+
+# Keras layers whose call computes each sample row from that row alone, in both
+# modes; subclasses may override call, so only these types themselves
+ROW_WISE_LAYERS = tuple(
+    getattr(tf.keras.layers, name)
+    for name in (
+        "Activation",
+        "AveragePooling1D",
+        "AveragePooling2D",
+        "AveragePooling3D",
+        "Conv1D",
+        "Conv1DTranspose",
+        "Conv2D",
+        "Conv2DTranspose",
+        "Conv3D",
+        "Conv3DTranspose",
+        "Cropping1D",
+        "Cropping2D",
+        "Cropping3D",
+        "Dense",
+        "DepthwiseConv1D",
+        "DepthwiseConv2D",
+        "ELU",
+        "Flatten",
+        "GlobalAveragePooling1D",
+        "GlobalAveragePooling2D",
+        "GlobalAveragePooling3D",
+        "GlobalMaxPooling1D",
+        "GlobalMaxPooling2D",
+        "GlobalMaxPooling3D",
+        "LayerNormalization",
+        "LeakyReLU",
+        "MaxPooling1D",
+        "MaxPooling2D",
+        "MaxPooling3D",
+        "Permute",
+        "PReLU",
+        "ReLU",
+        "Reshape",
+        "SeparableConv1D",
+        "SeparableConv2D",
+        "Softmax",
+        "UpSampling1D",
+        "UpSampling2D",
+        "UpSampling3D",
+        "ZeroPadding1D",
+        "ZeroPadding2D",
+        "ZeroPadding3D",
+    )
+    if hasattr(tf.keras.layers, name)
+)
+# row-wise only when not training (training normalizes by the batch's statistics)
+_ROW_WISE_IN_INFERENCE = (tf.keras.layers.BatchNormalization,)
 
 
 def _exact(obj, types):
@@ -72,11 +131,29 @@ def why_not_foldable(network, probes, training) -> str | None:
         ):
             return f"Probe {probe} keeps no history"
     for node in network.all_nodes:
+        if isinstance(node, nengo_dl.TensorNode):
+            reason = _tensor_node_reason(node, training)
+            if reason is not None:
+                return reason
+            continue
         if node.size_in == 0 or node.output is None:
             continue  # input Nodes' values are made in advance; passthroughs
-        if isinstance(node, nengo_dl.TensorNode):
-            if node.pass_time:
-                return f"TensorNode {node} reads the simulation time"
-            continue
         return f"Node {node} computes its output from time at every step"
     return None
+
+
+def _tensor_node_reason(node, training):
+    """Why ``node`` (a TensorNode) keeps runs from folding, or None."""
+    if node.pass_time:
+        return f"TensorNode {node} reads the simulation time"
+    func = node.tensor_func
+    if _exact(func, ROW_WISE_LAYERS):
+        return None
+    if _exact(func, _ROW_WISE_IN_INFERENCE) and not training:
+        return None
+    kind = type(func).__name__ if isinstance(func, tf.keras.layers.Layer) else None
+    what = f"a {kind} layer" if kind else f"the function {func!r}"
+    return (
+        f"TensorNode {node} runs {what}, which is not known to compute each "
+        "sample row on its own; folding would change the batch it sees"
+    )

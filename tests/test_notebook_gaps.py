@@ -2,8 +2,9 @@
 
 Each test reproduces one way a port of a notebook used to differ from NengoDL:
 sparse integer labels, per-output log names with non-alphabetical outputs,
-optional Node data (a ``nengo_dl.Converter`` network), and several Process
-Nodes sharing NengoDL's random state.
+optional Node data (a ``nengo_dl.Converter`` network), several Process
+Nodes sharing NengoDL's random state, and TensorNodes whose functions see the
+batch NengoDL gives them (the tensorflow-models notebook).
 """
 
 import gc
@@ -548,3 +549,93 @@ def test_load_weights_before_compile_does_not_warn_and_compile_restores(tmp_path
     assert [name for name, _ in moments] == [name for name, _ in expected]
     for (_, value), (_, reference_value) in zip(moments, expected):
         assert_close(value, reference_value, "float64")
+
+
+# -- 5. TensorNodes see NengoDL's batch (the tensorflow-models notebook) -----------
+
+
+def sin_tensor_node_network():
+    """The first network of NengoDL's tensorflow-models notebook."""
+    with nengo.Network() as net:
+
+        def sin_func(t):
+            # a batch of one, as the notebook writes it
+            return tf.reshape(tf.sin(t), (1, 1))
+
+        node = nengo_dl.TensorNode(sin_func)
+        net.probe = nengo.Probe(node)
+    return net
+
+
+def test_notebook_sin_tensor_node_runs_5000_steps_as_in_nengo_dl():
+    net = sin_tensor_node_network()
+    model = kn.NengoModel(net, seed=0)
+    out = model.predict(n_steps=5000, verbose=0)
+    with nengo_dl.Simulator(net, seed=0, progress_bar=False) as sim:
+        sim.run(5.0)
+        expected = sim.data[net.probe]
+    assert out.shape == (1, 5000, 1)
+    assert_close(out[0], expected)
+    assert_close(out[0, :, 0], np.sin(sim.trange()), "weights32")
+
+
+def batch_of_one_network():
+    """A TensorNode without time input whose function returns a batch of one."""
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node(np.zeros(2), label="stim")
+        total = nengo_dl.TensorNode(
+            lambda x: tf.reshape(tf.reduce_sum(x), (1, 1)),
+            shape_in=(2,),
+            pass_time=False,
+            label="total",
+        )
+        nengo.Connection(stim, total, synapse=None)
+        net.probe = nengo.Probe(total)
+    return net
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_batch_of_one_tensor_node_is_not_folded(training):
+    net = batch_of_one_network()
+    x = np.random.RandomState(0).uniform(-1, 1, size=(1, 7, 2))
+    model = kn.NengoModel(net, seed=0)
+    out = model.nengo_layer(x, training=training).numpy()
+    with reference(net, model, 1) as sim:
+        expected = sim.predict({"stim": x})[net.probe]
+    assert_close(out, expected)
+    assert_close(out[0, :, 0], x[0].sum(axis=1))
+    assert 7 not in model.nengo_layer.simulation.minibatch_sizes
+
+
+def test_why_not_foldable_names_tensor_nodes_not_known_row_wise():
+    from keras_nengo.folding import why_not_foldable
+
+    net = batch_of_one_network()
+    reason = why_not_foldable(net, [net.probe], training=True)
+    assert reason.startswith("TensorNode <TensorNode 'total'> runs the function")
+    assert "not known to compute each sample row on its own" in reason
+    reason = why_not_foldable(sin_tensor_node_network(), [], training=True)
+    assert reason.startswith("TensorNode <TensorNode (unlabeled)")
+    assert reason.endswith("reads the simulation time")
+    with nengo.Network() as net:
+        stim = nengo.Node(np.zeros(2))
+        norm = nengo_dl.Layer(tf.keras.layers.BatchNormalization())(stim)
+        dense = nengo_dl.Layer(tf.keras.layers.Dense(2))(norm, label="dense")
+        probe = nengo.Probe(dense)
+    assert why_not_foldable(net, [probe], training=False) is None
+    assert "a BatchNormalization layer" in why_not_foldable(net, [probe], True)
+
+
+def test_row_wise_keras_layer_tensor_node_still_folds_and_equals_nengo_dl():
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node(np.zeros(2), label="stim")
+        dense = nengo_dl.Layer(tf.keras.layers.Dense(3))(stim, label="dense")
+        probe = nengo.Probe(dense)
+    x = np.random.RandomState(1).uniform(-1, 1, size=(2, 5, 2))
+    model = kn.NengoModel(net, seed=0)
+    out = model.predict(x, batch_size=2, verbose=0)
+    assert 2 * 5 in model.nengo_layer.simulation.minibatch_sizes
+    with reference(net, model, 2) as sim:
+        expected = sim.predict({"stim": x})[probe]
+    assert np.abs(expected).max() > 0.1
+    assert_close(out, expected)
