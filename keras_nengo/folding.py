@@ -4,14 +4,16 @@ A network whose output at a step depends on that step's input only (no synapse
 on any connection or output probe, neurons without state in the mode of the
 run, no learning rules or noise, no Node computing from time) gives the same
 outputs whether its ``n_steps`` steps run one after another or as
-``batch * n_steps`` independent one-step rows. Folding must never change what a
-TensorNode's function sees, so a TensorNode allows it only when its function is
-known to compute each sample row from that row alone (a Keras layer of a
-row-wise type, `ROW_WISE_LAYERS`) and it does not read the time: any other
-function might depend on the batch it is given (``tf.reshape(x, (1, 1))``). This is the common "converted
+``batch * n_steps`` independent one-step rows. This is the common "converted
 network" case when training: NengoDL trains spiking neurons through their rate
 approximation, which holds no state. Folding replaces the per-step loop (and its
 per-step gathers, scatters and transposes) with one step over a large batch.
+
+Folding must never change what a TensorNode's function sees, so a TensorNode
+allows it only when it does not read the time and its function is known to
+compute each sample row from that row alone: a Keras layer of a row-wise type
+(`ROW_WISE_LAYERS`). Any other function may depend on the batch it is given
+(the tensorflow-models notebook's ``tf.reshape(tf.sin(t), (1, 1))``).
 
 `why_not_foldable` says, by name, what keeps a network from folding.
 """
