@@ -1,20 +1,29 @@
 """``nengo.Network`` -> NIR graph (the private half of `keras_nengo.nir`).
 
-Node names are keras_nengo's names (`keras_nengo.naming`) with the
-subnetwork separator ``"/"`` written as ``"."`` (NIR files are HDF5, where
-``"/"`` nests groups):
+Node names are keras_nengo's names (`keras_nengo.naming`) written with
+letters, digits and ``"_"`` only (`keras_nengo._nir_peers.nir_name`: the
+subnetwork separator ``"/"`` becomes ``"__"``), so that torch-based readers
+keep them:
 
 - input Node ``u`` -> ``Input`` ``u``; passthrough Node ``n`` -> ``Scale`` ``n``
   (ones: NIR sums the edges arriving at a node);
-- Ensemble ``a`` -> ``Affine`` ``a.encoders`` (scaled encoders, bias) ->
+- Ensemble ``a`` -> ``Affine`` ``a_encoders`` (scaled encoders, bias) ->
   ``LIF`` (or ``IF``) ``a`` with ``tau = tau_rc``, ``r = 1``, ``v_leak = 0``,
   ``v_threshold = 1``, ``v_reset = 0``;
+- a LIF Ensemble ``b`` all of whose incoming Connections have the same
+  ``Lowpass(tau_syn)`` -> ``Linear`` ``b_encoders`` -> ``CubaLIF`` ``b``
+  (``tau_syn``, ``tau_mem = tau_rc``, ``v_leak`` = the biases, ``r * w_in =
+  1``): the synapse is linear, so filtering each input before the encoders
+  equals filtering the encoded sum, exactly;
 - Connection ``a_to_b`` -> ``Linear`` ``a_to_b`` (decoders x transform,
   ``(out, in)``; rows scaled by the gains when it targets ``b.neurons``), then
-  ``LI`` ``a_to_b.synapse`` (``tau``, ``r = 1``, ``v_leak = 0``) for a
-  ``Lowpass`` synapse;
-- Probe ``p`` -> [``Linear`` ``p.decoders``] -> [``LI`` ``p.synapse``] ->
+  ``LI`` ``a_to_b_synapse`` (``tau``, ``r = 1``, ``v_leak = 0``) for a
+  ``Lowpass`` synapse that its target's CubaLIF does not hold;
+- Probe ``p`` -> [``Linear`` ``p_decoders``] -> [``LI`` ``p_synapse``] ->
   ``Output`` ``p``.
+
+With ``peer=`` the graph is checked against what that reader runs
+(`keras_nengo._nir_peers`), and every problem names its Nengo object.
 """
 
 import warnings
@@ -24,7 +33,8 @@ import nir
 import numpy as np
 from nengo.transforms import Dense, NoTransform
 
-from keras_nengo._nir_import import IntegrateAndFire
+from keras_nengo._nir_neurons import IntegrateAndFire
+from keras_nengo._nir_peers import nir_name, peer_problems
 from keras_nengo.naming import NameTable
 
 
@@ -33,14 +43,19 @@ class NIRExportError(ValueError):
 
 
 class _Exporter:
-    def __init__(self, network, named_weights, seed, approximate, spike_area):
+    def __init__(
+        self, network, named_weights, seed, approximate, spike_area, peer=None
+    ):
         self.network = network
+        self.peer = peer
         self.table = NameTable(network)
         self.named = named_weights
         self.seed = seed
         self.approximate = approximate
         self.spike_area = float(spike_area)
         self.nodes, self.edges = {}, []
+        self.owners = {}  # NIR node name -> the Nengo object it comes from
+        self.cuba = set()  # Ensembles exported as CubaLIF
         self._built = None
 
     # -- values -----------------------------------------------------------------
@@ -100,7 +115,6 @@ class _Exporter:
             "Use keras_nengo.nir.nir_lif(tau_rc) (tau_ref=0, min_voltage=-inf, "
             "voltage starting at 0)."
         )
-        name = self._name(ens)
         if isinstance(neuron_type, nengo.LIF):
             if neuron_type.tau_ref != 0:
                 self._inexact(
@@ -123,7 +137,7 @@ class _Exporter:
                     "at rest (no initial state)",
                     f"With approximate=True they start at 0. {fix}",
                 )
-            return self._lif(name, ens, neuron_type.tau_rc, neuron_type.amplitude)
+            return "LIF", neuron_type.tau_rc, neuron_type.amplitude
         if isinstance(neuron_type, IntegrateAndFire):
             if not _starts_at_zero(neuron_type):
                 self._inexact(
@@ -132,7 +146,7 @@ class _Exporter:
                     "rest (no initial state)",
                     "With approximate=True they start at 0.",
                 )
-            return self._if(name, ens.n_neurons, neuron_type.amplitude)
+            return "IF", None, neuron_type.amplitude
         if isinstance(neuron_type, nengo.LIFRate):
             self._inexact(
                 ens,
@@ -140,7 +154,7 @@ class _Exporter:
                 "With approximate=True it becomes a spiking LIF with the same "
                 "tau_rc (same mean rate when tau_ref=0).",
             )
-            return self._lif(name, ens, neuron_type.tau_rc, neuron_type.amplitude)
+            return "LIF", neuron_type.tau_rc, neuron_type.amplitude
         if isinstance(
             neuron_type, (nengo.RectifiedLinear, nengo.SpikingRectifiedLinear)
         ):
@@ -152,7 +166,7 @@ class _Exporter:
                 "With approximate=True it becomes an IF node (same rate "
                 "max(J, 0) up to one spike per step).",
             )
-            return self._if(name, ens.n_neurons, neuron_type.amplitude)
+            return "IF", None, neuron_type.amplitude
         raise NIRExportError(
             f"{ens} has neuron type {type(neuron_type).__name__}, which NIR cannot "
             "express (NIR neurons: LIF, IF, CubaLIF). Use nengo.LIF "
@@ -162,33 +176,84 @@ class _Exporter:
     # -- graph pieces -----------------------------------------------------------
 
     def _name(self, obj):
-        return self.table.name(obj).replace("/", ".")
+        return nir_name(self.table.name(obj))
 
-    def _add(self, name, node):
+    def _add(self, name, node, owner):
         if name in self.nodes:
             raise ValueError(
-                f"Two NIR nodes would be named {name!r}. Relabel the Nengo object "
-                f"whose label is {name!r}."
+                f"Two NIR nodes would be named {name!r}: one for {owner} and one "
+                f"for {self.owners[name]}. Relabel one of them."
             )
         self.nodes[name] = node
+        self.owners[name] = owner
 
-    def _lif(self, name, ens, tau_rc, amplitude):
+    def _shared_synapse(self, ens):
+        """The tau of the one Lowpass that every input of ``ens`` has, else None."""
+        taus = {
+            conn.synapse.tau if type(conn.synapse) is nengo.Lowpass else None
+            for conn in self.network.all_connections
+            if _ensemble_of(conn.post_obj) is ens
+        }
+        if len(taus) == 1 and None not in taus and 0 not in taus:
+            return taus.pop()
+        return None
+
+    def _ensemble(self, ens):
+        """Encoders node -> neuron node; returns the neurons' spike amplitude."""
+        name = self._name(ens)
+        kind, tau_rc, amplitude = self._neuron(ens)
+        encoders = self._value(ens, "encoders")
+        bias = self._value(ens.neurons, "bias")
         ones = np.ones(ens.n_neurons)
-        self._add(
-            name,
-            nir.LIF(
+        tau_syn = self._shared_synapse(ens) if kind == "LIF" else None
+        if tau_syn is not None and self.peer is not None and np.any(bias != 0):
+            self._inexact(
+                ens,
+                f"its inputs share the synapse Lowpass({tau_syn}), so it becomes a "
+                "CubaLIF, whose v_leak would hold its non-zero biases, and "
+                f"{self.peer.title} "
+                + (
+                    "refuses v_leak != 0"
+                    if self.peer.key == "snntorch"
+                    else "adds v_leak to the synaptic current too"
+                ),
+                "With approximate=True the biases go through the synapse (they "
+                "rise from 0 with tau_syn at the start of a run). Or give the "
+                "Ensemble zero biases, or connect into it with synapse=None.",
+            )
+            self._add(f"{name}_encoders", nir.Affine(weight=encoders, bias=bias), ens)
+            bias = 0 * bias
+        elif tau_syn is not None:
+            self._add(f"{name}_encoders", nir.Linear(weight=encoders), ens)
+        else:
+            self._add(f"{name}_encoders", nir.Affine(weight=encoders, bias=bias), ens)
+        if tau_syn is not None:
+            self.cuba.add(ens)
+            # NIR leaves r * w_in free; snnTorch reads only r = tau_mem / dt
+            r = 1.0
+            if self.peer is not None and self.peer.cuba_r_is_tau_over_dt:
+                r = tau_rc / self.peer.fixed_dt
+            node = nir.CubaLIF(
+                tau_syn=tau_syn * ones,
+                tau_mem=tau_rc * ones,
+                r=r * ones,
+                v_leak=np.asarray(bias, dtype=float).reshape(-1) * ones,
+                v_threshold=ones.copy(),
+                v_reset=0 * ones,
+                w_in=ones / r,
+            )
+        elif kind == "LIF":
+            node = nir.LIF(
                 tau=tau_rc * ones,
                 r=ones.copy(),
                 v_leak=0 * ones,
                 v_threshold=ones.copy(),
                 v_reset=0 * ones,
-            ),
-        )
-        return amplitude
-
-    def _if(self, name, n_neurons, amplitude):
-        ones = np.ones(n_neurons)
-        self._add(name, nir.IF(r=ones, v_threshold=ones.copy(), v_reset=0 * ones))
+            )
+        else:
+            node = nir.IF(r=ones, v_threshold=ones.copy(), v_reset=0 * ones)
+        self._add(name, node, ens)
+        self.edges.append((f"{name}_encoders", name))
         return amplitude
 
     def _synapse(self, name, source, synapse, obj):
@@ -202,37 +267,51 @@ class _Exporter:
             )
         size = self.nodes[source].output_type["output"]
         ones = np.ones(tuple(int(s) for s in size))
-        self._add(name, nir.LI(tau=synapse.tau * ones, r=ones.copy(), v_leak=0 * ones))
+        self._add(
+            name, nir.LI(tau=synapse.tau * ones, r=ones.copy(), v_leak=0 * ones), obj
+        )
         self.edges.append((source, name))
         return name
 
     def export(self):
         amplitude = {}
         for ens in self.network.all_ensembles:
-            name = self._name(ens)
-            amplitude[ens] = self._neuron(ens)
-            encoders = self._value(ens, "encoders")
-            bias = self._value(ens.neurons, "bias")
-            self._add(f"{name}.encoders", nir.Affine(weight=encoders, bias=bias))
-            self.edges.append((f"{name}.encoders", name))
+            amplitude[ens] = self._ensemble(ens)
         for node in self.network.all_nodes:
             self._node(node)
         for conn in self.network.all_connections:
             self._connection(conn, amplitude)
         for probe in self.network.all_probes:
             self._probe(probe, amplitude)
+        if self.peer is not None:
+            self._check_peer()
         return nir.NIRGraph(
             nodes=self.nodes,
             edges=self.edges,
             metadata={"source": "keras_nengo"},
         )
 
+    def _check_peer(self):
+        problems = peer_problems(self.nodes, self.peer)
+        if problems:
+            lines = [
+                f"- {self.owners[name]} (NIR node {name!r}): {problem}. {fix}."
+                for name, problem, fix in problems
+            ]
+            raise NIRExportError(
+                f"to_nir(..., peer={self.peer.key!r}) made a graph that "
+                f"{self.peer.title} ({self.peer.reader}) cannot run:\n"
+                + "\n".join(lines)
+                + "\nChange those objects, or export with peer=None (keras_nengo "
+                "and other NIR readers read every node kind above)."
+            )
+
     def _node(self, node):
         name = self._name(node)
         if node.size_in == 0:
-            self._add(name, nir.Input(input_type=np.array([node.size_out])))
+            self._add(name, nir.Input(input_type=np.array([node.size_out])), node)
         elif node.output is None:
-            self._add(name, nir.Scale(np.ones(node.size_out)))
+            self._add(name, nir.Scale(np.ones(node.size_out)), node)
         else:
             raise NIRExportError(
                 f"{node} computes a Python function, and NIR has no place for "
@@ -248,7 +327,7 @@ class _Exporter:
                 (name, obj.n_neurons)
                 if side == "pre"
                 else (
-                    f"{name}.encoders",
+                    f"{name}_encoders",
                     obj.dimensions,
                 )
             )
@@ -300,9 +379,11 @@ class _Exporter:
             matrix *= amplitude[pre_ens] / self.spike_area
         if isinstance(conn.post_obj, nengo.ensemble.Neurons):
             matrix *= self.built.params[conn.post_obj.ensemble].gain[:, None]
-        self._add(name, nir.Linear(weight=matrix))
+        self._add(name, nir.Linear(weight=matrix), conn)
         self.edges.append((source, name))
-        last = self._synapse(f"{name}.synapse", name, conn.synapse, conn)
+        last = name
+        if _ensemble_of(conn.post_obj) not in self.cuba:
+            last = self._synapse(f"{name}_synapse", name, conn.synapse, conn)
         self.edges.append((last, target))
 
     def _probe(self, probe, amplitude):
@@ -325,17 +406,20 @@ class _Exporter:
             ]
             decoders = np.asarray(self.built.params[conn].weights, dtype=float)
             decoders = decoders * amplitude[target] / self.spike_area
-            source = f"{name}.decoders"
-            self._add(source, nir.Linear(weight=decoders))
+            source = f"{name}_decoders"
+            self._add(source, nir.Linear(weight=decoders), probe)
             self.edges.append((self._name(target), source))
             size = target.dimensions
         elif isinstance(target, nengo.ensemble.Neurons):
             source, size = self._name(target.ensemble), target.size_out
-            if amplitude[target.ensemble] != self.spike_area:
+            # a peer's Output carries its own unit spikes, unscaled
+            if amplitude[target.ensemble] != self.spike_area and self.peer is None:
                 scale = amplitude[target.ensemble] / self.spike_area
-                self._add(f"{name}.amplitude", nir.Scale(scale * np.ones(size)))
-                self.edges.append((source, f"{name}.amplitude"))
-                source = f"{name}.amplitude"
+                self._add(
+                    f"{name}_amplitude", nir.Scale(scale * np.ones(size)), probe
+                )
+                self.edges.append((source, f"{name}_amplitude"))
+                source = f"{name}_amplitude"
         elif isinstance(target, nengo.Node):
             source, size = self._name(target), target.size_out
         else:
@@ -343,8 +427,8 @@ class _Exporter:
                 f"{probe} records {target}; probe a Node, an Ensemble or "
                 "ens.neurons."
             )
-        source = self._synapse(f"{name}.synapse", source, probe.synapse, probe)
-        self._add(name, nir.Output(output_type=np.array([size])))
+        source = self._synapse(f"{name}_synapse", source, probe.synapse, probe)
+        self._add(name, nir.Output(output_type=np.array([size])), probe)
         self.edges.append((source, name))
 
 
@@ -367,5 +451,7 @@ def _starts_at_zero(neuron_type) -> bool:
     return bool(np.all(np.asarray(voltage) == 0))
 
 
-def export_network(network, named_weights, seed, approximate, spike_area):
-    return _Exporter(network, named_weights, seed, approximate, spike_area).export()
+def export_network(network, named_weights, seed, approximate, spike_area, peer=None):
+    return _Exporter(
+        network, named_weights, seed, approximate, spike_area, peer
+    ).export()

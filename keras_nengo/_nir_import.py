@@ -3,10 +3,13 @@
 Every NIR node becomes either a Nengo object or part of a Connection:
 
 - ``Input`` -> a ``nengo.Node`` fed with data; ``Output`` -> a ``nengo.Probe``;
-- ``LIF``/``IF`` -> an Ensemble of `nir_lif` / `IntegrateAndFire` neurons,
-  normalised to Nengo's threshold 1 and reset 0; one ``Affine``/``Linear``
-  that feeds only that neuron node becomes the ensemble's encoders (and
-  bias), all other inputs go to ``ens.neurons``;
+- ``LIF``/``IF``/``CubaLIF`` -> an Ensemble of `nir_lif` / `IntegrateAndFire`
+  neurons, normalised to Nengo's threshold 1 and reset 0; one
+  ``Affine``/``Linear`` that feeds only that neuron node becomes the
+  ensemble's encoders (and bias), all other inputs go to ``ens.neurons``; a
+  ``CubaLIF``'s synapse becomes ``Lowpass(tau_syn)`` on every Connection into
+  the Ensemble (its ``w_in`` in their transforms, an ``Affine`` bias a
+  constant Node through the same synapse: NIR filters it too);
 - ``Linear``/``Scale`` with one input and one output edge become a
   Connection's transform, ``LI`` with ``v_leak = 0`` in the same position its
   synapse (``Lowpass(tau)``); every other ``Linear``/``Affine``/``Scale``/
@@ -20,9 +23,8 @@ snnTorch and Norse step recurrent layers too.
 import nengo
 import nir
 import numpy as np
-import tensorflow as tf
-from nengo.params import NumberParam
-from nengo_dl.neuron_builders import SimNeuronsBuilder, TFNeuronBuilder
+
+from keras_nengo._nir_neurons import IntegrateAndFire, nir_lif
 
 SUPPORTED = (
     nir.Input,
@@ -31,121 +33,15 @@ SUPPORTED = (
     nir.Linear,
     nir.Scale,
     nir.LIF,
+    nir.CubaLIF,
     nir.LI,
     nir.IF,
     nir.I,
 )
 _SUPPORTED_NAMES = ", ".join(t.__name__ for t in SUPPORTED)
-_NEURONS = (nir.LIF, nir.IF)
+_NEURONS = (nir.LIF, nir.IF, nir.CubaLIF)
 _WEIGHTS = (nir.Affine, nir.Linear, nir.Scale)
 _FILTERS = (nir.LI, nir.I)
-
-
-def nir_lif(tau_rc: float = 0.02, amplitude: float = 1.0, initial_voltage=0.0):
-    """A ``nengo.LIF`` with exactly the dynamics of a NIR ``LIF`` node.
-
-    No refractory period, no voltage floor and a membrane at rest at the
-    start: the three things Nengo's default LIF adds to the NIR equation.
-
-    Parameters
-    ----------
-    tau_rc : float
-        Membrane time constant in seconds.
-    amplitude : float
-        Area of one output spike (Nengo emits ``amplitude / dt`` for a step).
-    initial_voltage : float or array_like
-        Normalised membrane voltage at the start (0 is the reset value).
-
-    Returns
-    -------
-    neuron_type : nengo.LIF
-
-    Examples
-    --------
-    >>> lif = nir_lif(0.01)
-    >>> lif.tau_rc, lif.tau_ref, lif.min_voltage
-    (0.01, 0, -inf)
-    """
-    initial = np.asarray(initial_voltage, dtype=float)
-    voltage = nengo.dists.Choice([float(initial)]) if initial.ndim == 0 else initial
-    return nengo.LIF(
-        tau_rc=tau_rc,
-        tau_ref=0,
-        min_voltage=-np.inf,
-        amplitude=amplitude,
-        initial_state={"voltage": voltage},
-    )
-
-
-class IntegrateAndFire(nengo.neurons.NeuronType):
-    """Integrate-and-fire neurons (NIR's ``IF``): ``dv/dt = J``, reset to 0.
-
-    The voltage is normalised to threshold 1. Each step adds ``J * dt``
-    (exact for an input held over the step); a neuron whose voltage exceeds
-    1 emits one spike of area ``amplitude`` and resets to 0. Its rate
-    approximation, used while training, is ``amplitude * max(J, 0)``.
-
-    Parameters
-    ----------
-    amplitude : float
-        Area of one output spike.
-    initial_state : dict, optional
-        ``{"voltage": Distribution or array_like}``; default: all 0.
-
-    Examples
-    --------
-    >>> with nengo.Network() as net:
-    ...     ens = nengo.Ensemble(2, 1, neuron_type=IntegrateAndFire(),
-    ...                          gain=[1.0, 1.0], bias=[45.0, 130.0])
-    ...     probe = nengo.Probe(ens.neurons)
-    >>> with nengo.Simulator(net, progress_bar=False) as sim:
-    ...     sim.run(1.0)
-    >>> (sim.data[probe] > 0).sum(axis=0)
-    array([ 43, 125])
-    """
-
-    state = {"voltage": nengo.dists.Choice([0])}
-    spiking = True
-    amplitude = NumberParam("amplitude", low=0, low_open=True)
-
-    def __init__(self, amplitude: float = 1.0, initial_state=None):
-        super().__init__(initial_state=initial_state)
-        self.amplitude = amplitude
-
-    def gain_bias(self, max_rates, intercepts):
-        gain = max_rates / (1 - intercepts)
-        return gain, -gain * intercepts
-
-    def max_rates_intercepts(self, gain, bias):
-        intercepts = -bias / gain
-        return gain * (1 - intercepts), intercepts
-
-    def rates(self, x, gain, bias):
-        return self.amplitude * np.maximum(gain * x + bias, 0)
-
-    def step(self, dt, J, output, voltage):
-        voltage += J * dt
-        spiked = voltage > 1
-        output[:] = spiked * (self.amplitude / dt)
-        voltage[spiked] = 0
-
-
-class _IntegrateAndFireBuilder(TFNeuronBuilder):
-    """NengoDL's TensorFlow implementation of `IntegrateAndFire`."""
-
-    spiking = True
-
-    def step(self, J, dt, voltage):
-        voltage = voltage + J * dt
-        spiked = voltage > 1
-        spikes = tf.cast(spiked, J.dtype) * self.alpha
-        return spikes, tf.where(spiked, tf.zeros_like(voltage), voltage)
-
-    def training_step(self, J, dt, **state):
-        return tf.nn.relu(J) * self.alpha * dt
-
-
-SimNeuronsBuilder.TF_NEURON_IMPL[IntegrateAndFire] = _IntegrateAndFireBuilder
 
 
 def _flatten(graph, prefix=""):
@@ -195,6 +91,7 @@ def _flatten(graph, prefix=""):
 
 
 def _size(node) -> int:
+    """The node's size from its own parameters (1 for scalar parameters)."""
     if isinstance(node, nir.Input):
         shape = node.input_type["input"]
     elif isinstance(node, nir.Output):
@@ -203,25 +100,29 @@ def _size(node) -> int:
         shape = node.weight.shape[:1]
     elif isinstance(node, nir.Scale):
         shape = np.shape(node.scale)
+    elif isinstance(node, nir.CubaLIF):
+        shape = np.shape(node.v_threshold)
     else:
         shape = np.shape(node.r)
     shape = tuple(int(s) for s in np.atleast_1d(shape))
     return int(np.prod(shape))
 
 
-def _one_tau(name, node):
-    tau = np.unique(np.asarray(node.tau, dtype=float))
+def _one_tau(name, node, attr="tau"):
+    tau = np.unique(np.asarray(getattr(node, attr), dtype=float))
+    takes = "synapse" if attr == "tau_syn" or isinstance(node, _FILTERS) else (
+        "LIF population"
+    )
     if tau.size != 1:
         raise ValueError(
             f"NIR node {name!r} ({type(node).__name__}) has {tau.size} different "
-            f"time constants {tau.tolist()[:5]}; a Nengo "
-            f"{'LIF population' if isinstance(node, nir.LIF) else 'synapse'} takes "
-            "one. Split the node into one node per time constant."
+            f"values of {attr} {tau.tolist()[:5]}; a Nengo {takes} takes one. "
+            "Split the node into one node per time constant."
         )
     if tau[0] <= 0:
         raise ValueError(
-            f"NIR node {name!r} ({type(node).__name__}) needs tau > 0 (seconds). "
-            f"Received: tau={tau[0]}."
+            f"NIR node {name!r} ({type(node).__name__}) needs {attr} > 0 "
+            f"(seconds). Received: {attr}={tau[0]}."
         )
     return float(tau[0])
 
@@ -296,12 +197,28 @@ class _Importer:
                     f"NIR edge ({src!r}, {dst!r}) ends at an Input node; inputs "
                     "take data only. Remove the edge."
                 )
+        self.sizes = self._sizes()
         self.absorbed = self._find_encoders()
         self.inline = {
             name
             for name, node in self.nodes.items()
             if name not in self.absorbed and self._inlinable(name, node)
         }
+
+    def _sizes(self) -> dict:
+        """{node: size}; nodes with scalar parameters (snnTorch writes one
+        ``beta`` for a layer) take the size of the node that feeds them."""
+        sizes = {name: _size(node) for name, node in self.nodes.items()}
+        changed = True
+        while changed:
+            changed = False
+            for name, node in self.nodes.items():
+                if sizes[name] != 1 or not isinstance(node, _NEURONS + _FILTERS):
+                    continue
+                fed = [sizes[pred] for pred in self.preds[name] if sizes[pred] > 1]
+                if fed:
+                    sizes[name], changed = fed[0], True
+        return sizes
 
     def _find_encoders(self) -> dict:
         """{weight node: neuron node} for weights that become encoders."""
@@ -316,7 +233,10 @@ class _Importer:
                 and self.succs[pred] == [name]
                 and pred not in absorbed
             ]
-            candidates.sort(key=lambda pred: pred != f"{name}.encoders")
+            # keras_nengo's own name first (files before 0.x wrote ".encoders")
+            candidates.sort(
+                key=lambda pred: pred not in (f"{name}_encoders", f"{name}.encoders")
+            )
             if candidates:
                 absorbed[candidates[0]] = name
         return absorbed
@@ -351,7 +271,7 @@ class _Importer:
         return network
 
     def _make(self, name, node):
-        size = _size(node)
+        size = self.sizes[name]
         if isinstance(node, nir.Input):
             self.out[name] = nengo.Node(np.zeros(size), label=name)
         elif isinstance(node, _NEURONS):
@@ -380,12 +300,14 @@ class _Importer:
                 f"v_reset={reset.tolist()[:5]}."
             )
         gain = _flat(node.r) / span * np.ones(size)
-        leak = _flat(node.v_leak) if isinstance(node, nir.LIF) else 0.0
+        leaky = isinstance(node, (nir.LIF, nir.CubaLIF))
+        leak = _flat(node.v_leak) if leaky else 0.0
         bias = (leak - reset) / span * np.ones(size)
         initial = -reset / span * np.ones(size)
         initial = initial[0] if np.all(initial == initial[0]) else initial
-        if isinstance(node, nir.LIF):
-            neuron_type = nir_lif(_one_tau(name, node), self.spike_area, initial)
+        if leaky:
+            tau = _one_tau(name, node, "tau" if isinstance(node, nir.LIF) else "tau_mem")
+            neuron_type = nir_lif(tau, self.spike_area, initial)
         else:
             voltage = (
                 nengo.dists.Choice([initial]) if np.ndim(initial) == 0 else initial
@@ -395,11 +317,15 @@ class _Importer:
             )
         encoders = np.zeros((size, 1))
         weights = [w for w, target in self.absorbed.items() if target == name]
+        w_in, synapse = self._current(name)
+        constant = None
         if weights:
             weight_node = self.nodes[weights[0]]
-            encoders = _weight(weight_node)
-            if isinstance(weight_node, nir.Affine):
+            encoders = _compose(w_in, _weight(weight_node))
+            if isinstance(weight_node, nir.Affine) and synapse is None:
                 bias = bias + gain * _flat(weight_node.bias)
+            elif isinstance(weight_node, nir.Affine) and np.any(weight_node.bias):
+                constant = w_in * _flat(weight_node.bias) * np.ones(size)
         ens = nengo.Ensemble(
             size,
             encoders.shape[1],
@@ -411,16 +337,30 @@ class _Importer:
             radius=1.0,
             label=name,
         )
+        if constant is not None:
+            # a CubaLIF filters what arrives, an Affine's bias too
+            source = nengo.Node(constant, label=f"{weights[0]}.bias")
+            nengo.Connection(source, ens.neurons, synapse=synapse)
         self.out[name] = ens.neurons
         return ens.neurons
+
+    def _current(self, name):
+        """(w_in, synapse) of a CubaLIF's input current; (None, None) otherwise."""
+        node = self.nodes[name]
+        if not isinstance(node, nir.CubaLIF):
+            return None, None
+        w_in = _flat(node.w_in) * np.ones(self.sizes[name])
+        return w_in, nengo.Lowpass(_one_tau(name, node, "tau_syn"))
 
     def _post(self, name):
         """Where an edge into ``name`` lands: (kind, nengo object, op, synapse)."""
         node = self.nodes[name]
         if name in self.absorbed:
-            return ("ensemble", self.out[self.absorbed[name]].ensemble, None, None)
+            neurons = self.absorbed[name]
+            synapse = self._current(neurons)[1]
+            return ("ensemble", self.out[neurons].ensemble, None, synapse)
         if isinstance(node, _NEURONS):
-            return ("neurons", self.out[name], None, None)
+            return ("neurons", self.out[name], *self._current(name))
         if isinstance(node, nir.Output):
             return ("output", name, None, None)
         if isinstance(node, _FILTERS):
@@ -493,7 +433,7 @@ class _Importer:
             if len(arriving) == 1 and arriving[0][2] is None and arriving[0][3] is None:
                 target = arriving[0][0]
             else:
-                target = nengo.Node(size_in=_size(node), label=f"{name}.sum")
+                target = nengo.Node(size_in=self.sizes[name], label=f"{name}.sum")
                 for pre, _, transform, synapse, conn_label in arriving:
                     nengo.Connection(
                         pre,

@@ -66,7 +66,9 @@ from typing import Optional
 import nengo
 
 from keras_nengo._nir_export import NIRExportError, export_network
-from keras_nengo._nir_import import IntegrateAndFire, import_graph, nir_lif
+from keras_nengo._nir_import import import_graph
+from keras_nengo._nir_neurons import IntegrateAndFire, nir_lif
+from keras_nengo._nir_peers import peer_of
 
 __all__ = ["IntegrateAndFire", "NIRExportError", "from_nir", "nir_lif", "to_nir"]
 
@@ -76,7 +78,9 @@ def to_nir(
     *,
     seed: Optional[int] = None,
     approximate: bool = False,
-    spike_area: float = 1.0,
+    spike_area: Optional[float] = None,
+    peer: Optional[str] = None,
+    dt: Optional[float] = None,
 ):
     """Export a Nengo network, or a NengoModel with its trained weights, to NIR.
 
@@ -92,8 +96,19 @@ def to_nir(
     approximate : bool
         If True, export refractory LIFs, voltage floors, random initial
         voltages and rate neurons as the nearest NIR neuron, with a warning.
-    spike_area : float
-        Area of one NIR spike in Nengo units (see the module notes).
+    spike_area : float, optional
+        Area of one NIR spike in Nengo units (see the module notes). Default:
+        1 (NIR's Dirac-delta spikes), or the peer's ``dt`` with ``peer=``.
+    peer : {None, "norse", "snntorch"}
+        Write the graph for that reader (Norse 1.1's ``norse.torch.from_nir``,
+        snnTorch 1.0's ``snntorch.import_nir.import_from_nir``): spikes of
+        area ``dt`` (both count a spike as a 1 held for one of their steps),
+        snnTorch's ``CubaLIF`` convention ``r = tau_mem / dt``, and a check
+        that every node is one the reader runs (see the module notes).
+    dt : float, optional
+        The peer's time step in seconds: what you pass to Norse's
+        ``from_nir(graph, dt=dt)`` (default 0.001); snnTorch's importer
+        always steps with 1e-4.
 
     Returns
     -------
@@ -103,11 +118,13 @@ def to_nir(
     ------
     NIRExportError
         If an object has no exact NIR equivalent (and ``approximate`` does not
-        cover it); the message names the object and what NIR lacks.
+        cover it), or becomes a node that ``peer`` cannot run; the message
+        names the object and what NIR (or the peer) lacks.
     TypeError
         If ``model_or_network`` is neither a NengoModel nor a Network.
     ValueError
-        If a NengoModel's gains are needed and no seed is known.
+        If a NengoModel's gains are needed and no seed is known, or ``peer``
+        or ``dt`` is not one listed here.
 
     Examples
     --------
@@ -119,8 +136,9 @@ def to_nir(
     ...     p = nengo.Probe(a, synapse=0.01, label="out")
     >>> graph = to_nir(net)
     >>> sorted(graph.nodes)  # doctest: +NORMALIZE_WHITESPACE
-    ['a', 'a.encoders', 'out', 'out.decoders', 'out.synapse',
-     'u', 'u_to_a', 'u_to_a.synapse']
+    ['a', 'a_encoders', 'out', 'out_decoders', 'out_synapse', 'u', 'u_to_a']
+    >>> type(graph.nodes["a"]).__name__  # u_to_a's Lowpass is a's only synapse
+    'CubaLIF'
     """
     named_weights = None
     if isinstance(model_or_network, nengo.Network):
@@ -135,9 +153,32 @@ def to_nir(
             "to_nir expects a keras_nengo.NengoModel or a nengo.Network. "
             f"Received: model_or_network of type {type(model_or_network).__name__}."
         )
+    peer_ = None if peer is None else peer_of(peer)
+    spike_area = _peer_spike_area(peer_, spike_area, dt)
+    return export_network(network, named_weights, seed, approximate, spike_area, peer_)
+
+
+def _peer_spike_area(peer, spike_area, dt) -> float:
+    if peer is None and dt is not None:
+        raise ValueError(
+            "dt is the time step of a peer's simulation and needs peer=. "
+            f"Received: dt={dt}, peer=None. Pass peer='norse' or 'snntorch', or "
+            "leave dt out (a NIR graph holds no time step)."
+        )
+    if dt is not None and dt <= 0:
+        raise ValueError(f"dt must be > 0 (seconds). Received: dt={dt}.")
+    if peer is not None and peer.fixed_dt is not None:
+        if dt is not None and dt != peer.fixed_dt:
+            raise ValueError(
+                f"{peer.title}'s importer always steps with dt={peer.fixed_dt}. "
+                f"Received: dt={dt}. Leave dt out for peer={peer.key!r}."
+            )
+        dt = peer.fixed_dt
+    if spike_area is None:
+        spike_area = 1.0 if peer is None else (0.001 if dt is None else dt)
     if spike_area <= 0:
         raise ValueError(f"spike_area must be > 0. Received: spike_area={spike_area}.")
-    return export_network(network, named_weights, seed, approximate, spike_area)
+    return float(spike_area)
 
 
 def from_nir(
