@@ -6,6 +6,7 @@ current stack (see ``keras_nengo._compat``).
 """
 
 from keras_nengo import _compat  # noqa: F401  (must run before anything else)
+from keras_nengo.engine import Simulator
 from keras_nengo.jacobian import jacobian_norms
 from keras_nengo.layer import NengoLayer
 from keras_nengo.model import NengoModel
@@ -26,6 +27,7 @@ def __getattr__(name):
 __all__ = [
     "NengoLayer",
     "NengoModel",
+    "Simulator",
     "callbacks",
     "jacobian_norms",
     "tuning",

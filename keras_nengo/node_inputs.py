@@ -12,6 +12,8 @@ from __future__ import annotations
 import nengo
 import numpy as np
 
+from keras_nengo._compat import nengo_dl
+
 
 class NodeOutputs:
     """Values of ``nodes`` for ``rows`` sample rows, step by step.
@@ -64,12 +66,24 @@ class NodeOutputs:
         """``node``'s output at steps ``offset + 1 ... offset + n_steps``.
 
         Returns an array ``(rows, n_steps, node.size_out)``; Process step
-        functions advance by ``n_steps``.
+        functions advance by ``n_steps``. Functions of Nodes with no output are
+        called for their side effects.
+
+        Raises
+        ------
+        nengo.exceptions.SimulationError
+            If a Node's function returns None, a non-finite or non-numeric value.
         """
         shape = (self.rows, n_steps, node.size_out)
         output = node.output
         times = (np.arange(n_steps) + int(offset) + 1) * self.dt
-        if output is None or node.size_out == 0:
+        if output is None:
+            return np.zeros(shape, self.dtype)
+        if node.size_out == 0:
+            if callable(output):
+                # called for its side effects only, as NengoDL does
+                for t in times:
+                    output(t)
             return np.zeros(shape, self.dtype)
         if node in self._steps:
             return np.array(
@@ -80,7 +94,10 @@ class NodeOutputs:
                 self.dtype,
             ).reshape(shape)
         if callable(output):
-            single = [np.array(output(t), self.dtype, copy=True) for t in times]
+            # NengoDL's check: None, non-finite or non-numeric values raise
+            # nengo.exceptions.SimulationError naming the function
+            aligned = nengo_dl.utils.align_func(self.dtype)(output)
+            single = [np.array(aligned(t), self.dtype, copy=True) for t in times]
             return np.broadcast_to(
                 np.reshape(single, (1, n_steps, node.size_out)), shape
             ).copy()
