@@ -341,6 +341,19 @@ def _fix_linear_filter_builder():
     LinearFilterBuilder.build_pre = build_pre
 
 
+def in_functional_construction() -> bool:
+    """True while a Keras Functional model is being built from symbolic inputs.
+
+    tf-keras calls each layer once on placeholders in its own scratch graph
+    (``keras_graph``) to work out the model's structure; nothing run there is
+    ever executed, so a stateful layer must not fix its batch size there.
+    """
+    from tf_keras.src import backend
+
+    keras_graph = getattr(backend._GRAPH, "graph", None)
+    return keras_graph is not None and tf.compat.v1.get_default_graph() is keras_graph
+
+
 _check_keras_tuner_mode()
 tf = _select_legacy_keras()
 nengo_dl = _import_nengo_dl()

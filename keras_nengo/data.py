@@ -64,6 +64,36 @@ def describe(value) -> str:
     return type(value).__name__
 
 
+def check_numeric(value, what: str) -> None:
+    """Raise unless ``value`` (array or tensor) holds real numbers or booleans.
+
+    Parameters
+    ----------
+    value : array-like or tf.Tensor
+    what : str
+        The data, for the message (e.g. ``"Input 'stim' (Node <Node "stim">)"``).
+
+    Raises
+    ------
+    TypeError
+        For strings, objects, complex numbers and other non-real dtypes.
+    """
+    if tf.is_tensor(value):
+        dtype = value.dtype
+        real = dtype.is_floating or dtype.is_integer or dtype.is_bool
+        name = dtype.name
+    else:
+        dtype = np.asarray(value).dtype
+        real = dtype.kind in "biuf"
+        name = str(dtype)
+    if not real:
+        raise TypeError(
+            f"{what} expects real numbers (float, int or bool). Received: data of "
+            f"dtype {name}. Convert it first, e.g. np.asarray(data, "
+            "dtype='float32')."
+        )
+
+
 class Signature:
     """The named inputs and outputs of a network, and data keyed by them.
 
@@ -150,6 +180,7 @@ class Signature:
             if not tf.is_tensor(value):
                 value = np.asarray(value)
             data[name] = value
+            check_numeric(value, f"Input {name!r} (Node {node})")
             shape = tuple(value.shape)
             if len(shape) != 3 or shape[2] != node.size_out:
                 hint = ""
@@ -205,6 +236,7 @@ class Signature:
             if not tf.is_tensor(value):
                 value = np.asarray(value)
             data[name] = value
+            check_numeric(value, f"Target {name!r} (Probe {probe})")
             shape = tuple(value.shape)
             if len(shape) != 3 or shape[2] not in (probe.size_in, 1):
                 raise ValueError(

@@ -23,8 +23,8 @@ from keras_nengo import saving
 from keras_nengo._compat import nengo_dl
 from keras_nengo.batching import run_in_chunks, run_padded
 from keras_nengo.naming import NameTable
-from keras_nengo.simulation import SUPPORTED_DTYPES, Simulation, outside_trace
-from keras_nengo.state import SimulationState
+from keras_nengo.simulation import SUPPORTED_DTYPES, Simulation
+from keras_nengo.state import StatefulLayerMixin
 
 #: rows per chunk when the batch size is unknown while tracing (Keras's default
 #: batch size); NengoModel sets it to the batch size of fit/predict/evaluate
@@ -41,7 +41,7 @@ def _default_seed(network, seed):
 
 
 @tf.keras.utils.register_keras_serializable(package="keras_nengo")
-class NengoLayer(tf.keras.layers.Layer):
+class NengoLayer(StatefulLayerMixin, tf.keras.layers.Layer):
     """A Nengo network as a Keras layer with one variable per Nengo parameter.
 
     Parameters
@@ -222,13 +222,38 @@ class NengoLayer(tf.keras.layers.Layer):
         for name, node in zip(signature.input_names, signature.input_nodes):
             if name not in by_name or by_name[name] is None:
                 continue
-            value = tf.cast(by_name[name], self.dtype)
-            if value.shape.rank != 3 or value.shape[2] not in (None, node.size_out):
-                raise ValueError(
-                    f"Input {name!r} (Node {node}) of layer {self.name!r} expects a "
-                    f"tensor of shape (batch, n_steps, {node.size_out}). Received: "
-                    f"shape {tuple(value.shape)}."
-                )
+            value = by_name[name]
+            data_module.check_numeric(value, f"Input {name!r} (Node {node})")
+            value = tf.cast(value, self.dtype)
+            expects = (
+                f"Input {name!r} (Node {node}) of layer {self.name!r} expects a "
+                f"tensor of shape (batch, n_steps, {node.size_out}). Received: "
+            )
+            shape = value.shape
+            if shape.rank is None or (shape.rank == 3 and shape[2] is None):
+                # a function traced for relaxed shapes (Keras retraces that way)
+                # sees no rank or size: check them when the graph runs, before
+                # the data is used
+                checks = [
+                    tf.debugging.assert_equal(
+                        tf.shape(tf.shape(value))[0],
+                        3,
+                        message=f"{expects}a tensor of another rank.",
+                    )
+                ]
+                with tf.control_dependencies(checks):
+                    checks.append(
+                        tf.debugging.assert_equal(
+                            tf.shape(value)[-1],
+                            node.size_out,
+                            message=f"{expects}another size in the last dimension.",
+                        )
+                    )
+                with tf.control_dependencies(checks):
+                    value = tf.identity(value)
+                value.set_shape([None, None, node.size_out])
+            elif shape.rank != 3 or shape[2] != node.size_out:
+                raise ValueError(f"{expects}shape {tuple(shape)}.")
             if first is not None and value.shape[:2] != first.shape[:2]:
                 if None not in value.shape[:2] + first.shape[:2]:
                     raise ValueError(
@@ -290,6 +315,15 @@ class NengoLayer(tf.keras.layers.Layer):
         return outputs[0] if len(outputs) == 1 else outputs
 
     def _simulate(self, fed, training, n_steps):
+        first = next(iter(fed.values()), None)
+        if first is not None and first.shape[0] == 0:
+            # no rows, nothing to simulate (and no state to carry): as a Dense
+            # layer does, return empty outputs
+            steps = first.shape[1] if first.shape[1] is not None else tf.shape(first)[1]
+            return [
+                tf.zeros((0, steps, probe.size_in), self.dtype)
+                for probe in self.output_probes
+            ]
         if self.stateful:
             return self._run_stateful(fed, training, n_steps)
         if not fed:
@@ -321,60 +355,6 @@ class NengoLayer(tf.keras.layers.Layer):
         index = self.simulation.probe_index
         results = [outputs[index[probe]] for probe in self.output_probes]
         return (results, final) if state is not None else results
-
-    # -- state --------------------------------------------------------------------
-
-    def _run_stateful(self, fed, training, n_steps):
-        """Run on from the state the previous call ended with, then keep the new one."""
-        first = next(iter(fed.values()), None)
-        batch = 1 if first is None else first.shape[0]
-        if first is not None:
-            n_steps = (
-                first.shape[1] if first.shape[1] is not None else tf.shape(first)[1]
-            )
-        rows = self._state.rows if self._state is not None else batch
-        rows = rows or self._minibatch_size
-        if batch is not None and batch != rows:
-            raise ValueError(
-                f"Layer {self.name!r} is stateful and its batch size was fixed to "
-                f"{rows} by its first call; each sample row carries its own state. "
-                f"Received: a batch of {batch}. Call it with batches of {rows}, or "
-                "make a new layer for another batch size."
-            )
-        static_steps = tf.get_static_value(n_steps)
-        unroll = self.simulation.unroll_simulation
-        if unroll > 1 and (static_steps is None or static_steps % unroll):
-            raise ValueError(
-                f"Layer {self.name!r} is stateful with unroll_simulation={unroll}, "
-                "so every call must run a multiple of that many steps (a run takes "
-                f"whole loop iterations). Received: n_steps={static_steps}."
-            )
-        if self._state is None:
-            self._state = outside_trace(lambda: SimulationState(self.simulation, rows))
-        if first is not None and batch is None:
-            tf.debugging.assert_equal(
-                tf.shape(first)[0],
-                rows,
-                message=(
-                    f"Layer {self.name!r} is stateful with a batch size of {rows}, "
-                    "fixed by its first call; other batch sizes are refused."
-                ),
-            )
-        fed = dict(fed)
-        for node, value in fed.items():
-            value.set_shape([rows, None, node.size_out])
-        outputs = self._state.node_outputs
-        for node in self.simulation.graph(rows).invariant_inputs:
-            if node not in fed and not outputs.is_constant(node):
-                fed[node] = self._state.node_values(node, n_steps, self.dtype)
-        results, final = self._run(fed, rows, n_steps, training, self._state.read())
-        self._state.write(final, n_steps)
-        return results
-
-    def reset_states(self):
-        """Return to the initial simulation state and time 0 (``stateful=True``)."""
-        if self._state is not None:
-            self._state.reset()
 
     def compute_output_shape(self, input_shape):
         steps = None

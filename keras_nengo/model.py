@@ -20,16 +20,17 @@ from keras_nengo import saving
 from keras_nengo._compat import nengo_dl
 from keras_nengo.jacobian_request import JacobianMixin
 from keras_nengo.layer import NengoLayer, python_nodes
+from keras_nengo.model_data import ModelDataMixin
 from keras_nengo.simulation import SUPPORTED_DTYPES
 from keras_nengo.training import TrainStepMixin
 from keras_nengo.update_groups import update_groups_for
 from keras_nengo.weights import NamedWeightsMixin
 
-_DEFAULT_BATCH_SIZE = 32
-
 
 @tf.keras.utils.register_keras_serializable(package="keras_nengo")
-class NengoModel(JacobianMixin, NamedWeightsMixin, TrainStepMixin, tf.keras.Model):
+class NengoModel(
+    JacobianMixin, NamedWeightsMixin, TrainStepMixin, ModelDataMixin, tf.keras.Model
+):
     """A Nengo network as a Keras model with one named variable per parameter.
 
     Parameters
@@ -151,60 +152,6 @@ class NengoModel(JacobianMixin, NamedWeightsMixin, TrainStepMixin, tf.keras.Mode
         """The named inputs and outputs (`keras_nengo.data.Signature`)."""
         return self.nengo_layer.signature
 
-    # -- data ---------------------------------------------------------------------
-
-    def _use_minibatch_size(self, size):
-        """Make traced functions run the simulation in minibatches of ``size``.
-
-        Under ``tf.distribute`` each replica gets its share of the global batch,
-        with a batch size unknown while tracing: chunks of that share, not of
-        the global batch, keep the replicas from simulating padding.
-        """
-        replicas = self.distribute_strategy.num_replicas_in_sync
-        size = -(-int(size) // replicas)
-        changed = size != self.nengo_layer.minibatch_size
-        # the layer builds the graph for its minibatch size now, outside traces
-        self.nengo_layer.minibatch_size = size
-        if changed:
-            self.train_function = None
-            self.test_function = None
-            self.predict_function = None
-
-    @staticmethod
-    def _dataset_batch_size(dataset):
-        for element in dataset.take(1):
-            first = tf.nest.flatten(element)[0]
-            return int(first.shape[0])
-        return 1
-
-    def _prepare(self, x, y, batch_size, extra_sizes=()):
-        if isinstance(x, tf.data.Dataset):
-            size = self._dataset_batch_size(x)
-            self._use_minibatch_size(max((size,) + tuple(extra_sizes)))
-            return x, y
-        x, y = self._checked(x, y)
-        samples = data_module.n_samples(x)
-        size = batch_size or _DEFAULT_BATCH_SIZE
-        if samples:
-            size = min(size, samples)
-        if self.nengo_layer.stateful and samples and samples % size:
-            raise ValueError(
-                f"This model is stateful, so every batch must have the same size "
-                f"(each sample row carries its own state). Received: {samples} "
-                f"samples in batches of {size}, leaving a partial batch. Pass a "
-                f"number of samples that is a multiple of batch_size."
-            )
-        self._use_minibatch_size(max((size,) + tuple(extra_sizes)))
-        return x, y
-
-    def _checked(self, x, y):
-        """Checked data, with float arrays as tensors when floatx would round them."""
-        x = self.signature.check_x(x)
-        y = self.signature.check_y(y, data_module.n_samples(x))
-        if self.dtype != tf.keras.backend.floatx():
-            x, y = data_module.as_tensors((x, y), self.dtype)
-        return x, y
-
     # -- Keras API ----------------------------------------------------------------
 
     def call(self, inputs, training=None, n_steps=None):
@@ -263,7 +210,8 @@ class NengoModel(JacobianMixin, NamedWeightsMixin, TrainStepMixin, tf.keras.Mode
             validation_data, tf.data.Dataset
         ):
             val_x, val_y, *rest = tuple(validation_data)
-            validation_data = (*self._checked(val_x, val_y), *rest)
+            val_size = kwargs.get("validation_batch_size") or batch_size
+            validation_data = (*self._checked_validation(val_x, val_y, val_size), *rest)
         if self.nengo_layer.stateful:
             if kwargs.get("shuffle", False) is True:
                 raise ValueError(

@@ -8,11 +8,19 @@ so that input Nodes running their own output continue in time. Reading the
 state from variables stops gradients at call boundaries: training through a
 sequence of calls is truncated backpropagation through time, as with Keras's
 stateful RNNs.
+
+`StatefulLayerMixin` is the part of `keras_nengo.NengoLayer` that runs on from
+that state (``stateful=True``) and checks the batch size it fixes, once in
+Python where the size is known and, for a batch of unknown size, in the graph
+before the simulation reads the data.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
+
+from keras_nengo._compat import in_functional_construction, nengo_dl
+from keras_nengo.simulation import outside_trace
 
 
 class SimulationState:
@@ -66,3 +74,102 @@ class SimulationState:
             var.assign(self._initial[key])
         self.steps.assign(0)
         self.node_outputs.reset()
+
+
+class StatefulLayerMixin:
+    """Calls of a stateful `keras_nengo.NengoLayer`: on from the last state."""
+
+    def _run_stateful(self, fed, training, n_steps):
+        """Run on from the state the previous call ended with, then keep the new one."""
+        first = next(iter(fed.values()), None)
+        batch = 1 if first is None else first.shape[0]
+        if first is not None:
+            n_steps = (
+                first.shape[1] if first.shape[1] is not None else tf.shape(first)[1]
+            )
+        if batch is not None:
+            self.check_batch_size(batch)
+        if in_functional_construction():
+            # Keras works out a Functional model's structure: nothing runs, so
+            # no state; a batch size given to the model's Input fixes the size
+            with nengo_dl.compat.trackable.no_automatic_dependency_tracking_scope(self):
+                self._declared_batch_size = batch
+            return self._run(fed, batch or self._minibatch_size, n_steps, training)
+        rows = (
+            self.fixed_batch_size
+            or batch
+            or getattr(self, "_declared_batch_size", None)
+            or self._minibatch_size
+        )
+        static_steps = tf.get_static_value(n_steps)
+        unroll = self.simulation.unroll_simulation
+        if unroll > 1 and (static_steps is None or static_steps % unroll):
+            raise ValueError(
+                f"Layer {self.name!r} is stateful with unroll_simulation={unroll}, "
+                "so every call must run a multiple of that many steps (a run takes "
+                f"whole loop iterations). Received: n_steps={static_steps}."
+            )
+        if self._state is None:
+            self._state = outside_trace(lambda: SimulationState(self.simulation, rows))
+        checks = []
+        if first is not None and batch is None:
+            # the size is known only when the graph runs: check it before the
+            # state is read or written and before the simulation reads the data
+            # (or TensorFlow fails first, on a shape deep in the simulation)
+            checks.append(
+                tf.debugging.assert_equal(
+                    tf.shape(first)[0],
+                    rows,
+                    message=self._batch_size_message(rows, "another size"),
+                )
+            )
+        with tf.control_dependencies(checks):
+            fed = {node: tf.identity(value) for node, value in fed.items()}
+            for node, value in fed.items():
+                value.set_shape([rows, None, node.size_out])
+            outputs = self._state.node_outputs
+            for node in self.simulation.graph(rows).invariant_inputs:
+                if node not in fed and not outputs.is_constant(node):
+                    fed[node] = self._state.node_values(node, n_steps, self.dtype)
+            state = self._state.read()
+            results, final = self._run(fed, rows, n_steps, training, state)
+            self._state.write(final, n_steps)
+        return results
+
+    @property
+    def fixed_batch_size(self) -> int | None:
+        """The batch size a stateful layer's first call fixed; None before it."""
+        return self._state.rows if self._state is not None else None
+
+    def _batch_size_message(self, rows, received) -> str:
+        return (
+            f"Layer {self.name!r} is stateful and its batch size was fixed to "
+            f"{rows} by its first call; each sample row carries its own state. "
+            f"Received: a batch of {received}. Call it with batches of {rows} "
+            f"(batch_size={rows} in fit/evaluate/predict, with a multiple of {rows} "
+            "samples), or make a new layer for another batch size (in a Functional "
+            "model, give its Input the batch size: tf.keras.Input(..., "
+            "batch_size=N); else a batch of unknown size fixes minibatch_size rows)."
+        )
+
+    def check_batch_size(self, batch: int) -> None:
+        """Raise if this layer is stateful and fixed to another batch size.
+
+        Parameters
+        ----------
+        batch : int
+            Rows of a batch about to be run.
+
+        Raises
+        ------
+        ValueError
+            If the layer is stateful, its first call fixed another batch size.
+        """
+        rows = self.fixed_batch_size
+        if self.stateful and rows is not None and int(batch) != rows:
+            raise ValueError(self._batch_size_message(rows, int(batch)))
+
+    def reset_states(self):
+        """Return to the initial simulation state and time 0 (``stateful=True``)."""
+        if self._state is not None:
+            self._state.reset()
