@@ -34,7 +34,7 @@ import numpy as np
 from nengo.transforms import Dense, NoTransform
 
 from keras_nengo._nir_neurons import IntegrateAndFire
-from keras_nengo._nir_peers import nir_name, peer_problems
+from keras_nengo._nir_peers import euler_tau, nir_name, peer_problems
 from keras_nengo.naming import NameTable
 
 
@@ -44,9 +44,11 @@ class NIRExportError(ValueError):
 
 class _Exporter:
     def __init__(
-        self, network, named_weights, seed, approximate, spike_area, peer=None
+        self, network, named_weights, seed, approximate, spike_area, peer, probes, dt
     ):
         self.network = network
+        self.dt = dt
+        self.probes = network.all_probes if probes is None else probes
         self.peer = peer
         self.table = NameTable(network)
         self.named = named_weights
@@ -227,12 +229,16 @@ class _Exporter:
             self._add(f"{name}_encoders", nir.Linear(weight=encoders), ens)
         else:
             self._add(f"{name}_encoders", nir.Affine(weight=encoders, bias=bias), ens)
+        if self.peer is not None:
+            # the peer's forward-Euler step then equals Nengo's exact step
+            tau_rc = None if tau_rc is None else euler_tau(tau_rc, self.dt)
+            tau_syn = None if tau_syn is None else euler_tau(tau_syn, self.dt)
         if tau_syn is not None:
             self.cuba.add(ens)
             # NIR leaves r * w_in free; snnTorch reads only r = tau_mem / dt
             r = 1.0
             if self.peer is not None and self.peer.cuba_r_is_tau_over_dt:
-                r = tau_rc / self.peer.fixed_dt
+                r = tau_rc / self.dt
             node = nir.CubaLIF(
                 tau_syn=tau_syn * ones,
                 tau_mem=tau_rc * ones,
@@ -281,7 +287,7 @@ class _Exporter:
             self._node(node)
         for conn in self.network.all_connections:
             self._connection(conn, amplitude)
-        for probe in self.network.all_probes:
+        for probe in self.probes:
             self._probe(probe, amplitude)
         if self.peer is not None:
             self._check_peer()
@@ -451,7 +457,16 @@ def _starts_at_zero(neuron_type) -> bool:
     return bool(np.all(np.asarray(voltage) == 0))
 
 
-def export_network(network, named_weights, seed, approximate, spike_area, peer=None):
+def export_network(
+    network,
+    named_weights,
+    seed,
+    approximate,
+    spike_area,
+    peer=None,
+    probes=None,
+    dt=None,
+):
     return _Exporter(
-        network, named_weights, seed, approximate, spike_area, peer
+        network, named_weights, seed, approximate, spike_area, peer, probes, dt
     ).export()

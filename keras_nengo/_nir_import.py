@@ -25,6 +25,7 @@ import nir
 import numpy as np
 
 from keras_nengo._nir_neurons import IntegrateAndFire, nir_lif
+from keras_nengo._nir_peers import exact_tau
 
 SUPPORTED = (
     nir.Input,
@@ -165,20 +166,17 @@ def _is_identity(weight) -> bool:
     )
 
 
-def _synapse(name, node):
-    if isinstance(node, nir.LI):
-        return nengo.Lowpass(_one_tau(name, node))
-    return nengo.LinearFilter([1], [1, 0])
 
 
 class _Importer:
-    def __init__(self, graph, spike_area):
+    def __init__(self, graph, spike_area, euler_dt=None):
         if not isinstance(graph, nir.NIRGraph):
             raise TypeError(
                 "from_nir expects a nir.NIRGraph (e.g. from nir.read(path)). "
                 f"Received: graph of type {type(graph).__name__}."
             )
         self.spike_area = float(spike_area)
+        self.euler_dt = euler_dt
         self.nodes, self.edges = _flatten(graph)
         for name, node in self.nodes.items():
             if not isinstance(node, SUPPORTED):
@@ -285,7 +283,7 @@ class _Importer:
             if isinstance(node, nir.Affine) and np.any(_flat(node.bias)):
                 constant, synapse = _flat(node.bias), None
             if isinstance(node, nir.LI) and np.any(_flat(node.v_leak)):
-                constant, synapse = _flat(node.v_leak), _synapse(name, node)
+                constant, synapse = _flat(node.v_leak), self._synapse(name, node)
             if constant is not None:
                 source = nengo.Node(constant, label=f"{name}.constant")
                 nengo.Connection(source, passthrough, synapse=synapse)
@@ -306,7 +304,8 @@ class _Importer:
         initial = -reset / span * np.ones(size)
         initial = initial[0] if np.all(initial == initial[0]) else initial
         if leaky:
-            tau = _one_tau(name, node, "tau" if isinstance(node, nir.LIF) else "tau_mem")
+            attr = "tau" if isinstance(node, nir.LIF) else "tau_mem"
+            tau = self._tau(name, node, attr)
             neuron_type = nir_lif(tau, self.spike_area, initial)
         else:
             voltage = (
@@ -350,7 +349,25 @@ class _Importer:
         if not isinstance(node, nir.CubaLIF):
             return None, None
         w_in = _flat(node.w_in) * np.ones(self.sizes[name])
-        return w_in, nengo.Lowpass(_one_tau(name, node, "tau_syn"))
+        return w_in, nengo.Lowpass(self._tau(name, node, "tau_syn"))
+
+    def _tau(self, name, node, attr="tau"):
+        """Nengo's time constant for a NIR one (see `exact_tau` for peers)."""
+        tau = _one_tau(name, node, attr)
+        if self.euler_dt is None:
+            return tau
+        if tau <= self.euler_dt:
+            raise ValueError(
+                f"NIR node {name!r} ({type(node).__name__}) has {attr}={tau}, "
+                f"not above the peer's dt={self.euler_dt}: its forward-Euler decay "
+                f"1 - dt/{attr} is not in (0, 1). Pass the dt the peer ran with."
+            )
+        return exact_tau(tau, self.euler_dt)
+
+    def _synapse(self, name, node):
+        if isinstance(node, nir.LI):
+            return nengo.Lowpass(self._tau(name, node))
+        return nengo.LinearFilter([1], [1, 0])
 
     def _post(self, name):
         """Where an edge into ``name`` lands: (kind, nengo object, op, synapse)."""
@@ -364,7 +381,7 @@ class _Importer:
         if isinstance(node, nir.Output):
             return ("output", name, None, None)
         if isinstance(node, _FILTERS):
-            return ("filter", self.out[name], _weight(node), _synapse(name, node))
+            return ("filter", self.out[name], _weight(node), self._synapse(name, node))
         return ("node", self.out[name], _weight(node), None)
 
     def _paths(self) -> list:
@@ -388,7 +405,7 @@ class _Importer:
             if isinstance(node, nir.LI):
                 if synapse is not None:
                     raise _SecondSynapse(dst)
-                synapse, filter_name = _synapse(dst, node), dst
+                synapse, filter_name = self._synapse(dst, node), dst
             transform = _compose(_weight(node), transform)
             label = label or dst
             (dst,) = self.succs[dst]
@@ -453,5 +470,7 @@ class _SecondSynapse(Exception):
         self.name = name
 
 
-def import_graph(graph, spike_area: float = 1.0, label=None) -> nengo.Network:
-    return _Importer(graph, spike_area).build(label)
+def import_graph(
+    graph, spike_area: float = 1.0, label=None, euler_dt=None
+) -> nengo.Network:
+    return _Importer(graph, spike_area, euler_dt).build(label)

@@ -47,6 +47,38 @@ def nir_name(name: str) -> str:
     return _NOT_IDENTIFIER.sub("_", name.replace("/", "__"))
 
 
+def euler_tau(tau: float, dt: float) -> float:
+    """The time constant whose forward-Euler step equals the exact one.
+
+    Norse and snnTorch step ``v += dt / tau * (...)`` (decay ``1 - dt / tau``);
+    Nengo steps exactly (decay ``exp(-dt / tau)`` for an input held over the
+    step). Written as ``dt / (1 - exp(-dt / tau))`` (larger than ``tau`` by
+    about ``dt / 2``), a time constant makes the two steps equal.
+
+    Examples
+    --------
+    >>> tau = euler_tau(0.02, 0.001)
+    >>> round(tau, 6), bool(abs((1 - 0.001 / tau) - np.exp(-0.05)) < 1e-15)
+    (0.020492, True)
+    """
+    return float(dt / -np.expm1(-dt / tau))
+
+
+def exact_tau(tau: float, dt: float) -> float:
+    """The inverse of `euler_tau`: Nengo's time constant for a peer's one.
+
+    A peer stepping ``tau`` with forward Euler decays by ``1 - dt / tau`` a
+    step; Nengo's exact step decays by that much with
+    ``-dt / log(1 - dt / tau)`` (``tau > dt``).
+
+    Examples
+    --------
+    >>> round(exact_tau(euler_tau(0.02, 1e-4), 1e-4), 12)
+    0.02
+    """
+    return float(-dt / np.log1p(-dt / tau))
+
+
 @dataclasses.dataclass(frozen=True)
 class Peer:
     """An NIR reader keras_nengo exports for (``to_nir(..., peer=key)``)."""
@@ -160,7 +192,9 @@ def peer_problems(nodes: dict, peer: Peer) -> list:
                     names[1],
                     f"the graph has {len(names)} {kind} nodes {names} and "
                     f"{peer.title} (through NIRTorch) runs one",
-                    "Export a network with one input Node and one Probe",
+                    "Export a network with one input Node and one Probe, or a "
+                    "NengoModel(network, outputs=[probe]) (to_nir writes a "
+                    "model's outputs only)",
                 )
             )
     return problems

@@ -88,7 +88,9 @@ def to_nir(
     ----------
     model_or_network : keras_nengo.NengoModel or nengo.Network
         For a NengoModel the encoders, biases and connection weights are its
-        current named weights; for a Network they are those Nengo builds.
+        current named weights and its outputs (``outputs=`` given to it)
+        become the NIR ``Output`` nodes; for a Network they are those Nengo
+        builds, and every Probe is an output.
     seed : int, optional
         The build seed, used for neuron gains (connections into
         ``ens.neurons``) and Ensemble probe decoders when the network has no
@@ -140,7 +142,7 @@ def to_nir(
     >>> type(graph.nodes["a"]).__name__  # u_to_a's Lowpass is a's only synapse
     'CubaLIF'
     """
-    named_weights = None
+    named_weights, probes = None, None
     if isinstance(model_or_network, nengo.Network):
         network = model_or_network
     elif hasattr(model_or_network, "get_named_weights") and isinstance(
@@ -148,17 +150,21 @@ def to_nir(
     ):
         network = model_or_network.network
         named_weights = model_or_network.get_named_weights()
+        probes = getattr(model_or_network, "output_probes", None)
     else:
         raise TypeError(
             "to_nir expects a keras_nengo.NengoModel or a nengo.Network. "
             f"Received: model_or_network of type {type(model_or_network).__name__}."
         )
     peer_ = None if peer is None else peer_of(peer)
-    spike_area = _peer_spike_area(peer_, spike_area, dt)
-    return export_network(network, named_weights, seed, approximate, spike_area, peer_)
+    spike_area, dt = _peer_steps(peer_, spike_area, dt)
+    return export_network(
+        network, named_weights, seed, approximate, spike_area, peer_, probes, dt
+    )
 
 
-def _peer_spike_area(peer, spike_area, dt) -> float:
+def _peer_steps(peer, spike_area, dt) -> tuple:
+    """(spike_area, the peer's dt or None) from to_nir's arguments."""
     if peer is None and dt is not None:
         raise ValueError(
             "dt is the time step of a peer's simulation and needs peer=. "
@@ -174,18 +180,22 @@ def _peer_spike_area(peer, spike_area, dt) -> float:
                 f"Received: dt={dt}. Leave dt out for peer={peer.key!r}."
             )
         dt = peer.fixed_dt
+    if peer is not None and dt is None:
+        dt = 0.001  # Norse's default
     if spike_area is None:
-        spike_area = 1.0 if peer is None else (0.001 if dt is None else dt)
+        spike_area = 1.0 if peer is None else dt
     if spike_area <= 0:
         raise ValueError(f"spike_area must be > 0. Received: spike_area={spike_area}.")
-    return float(spike_area)
+    return float(spike_area), dt
 
 
 def from_nir(
     graph,
     *,
-    spike_area: float = 1.0,
+    spike_area: Optional[float] = None,
     label: Optional[str] = None,
+    peer: Optional[str] = None,
+    dt: Optional[float] = None,
 ) -> nengo.Network:
     """Build a Nengo network from a NIR graph.
 
@@ -195,12 +205,22 @@ def from_nir(
         Made of Input, Output, Affine, Linear, Scale, LIF, LI, IF and I nodes
         (nested NIRGraphs, as snnTorch writes recurrent layers, are inlined
         with ``<subgraph>.<node>`` names).
-    spike_area : float
+    spike_area : float, optional
         Area of one NIR spike in Nengo units: 1 for NIR's Dirac-delta spikes
         (and `to_nir` graphs), the exporter's time step for graphs whose spikes
-        are a 1 held for one step (see the module notes).
+        are a 1 held for one step (see the module notes). Default: 1, or
+        ``dt`` with ``peer=``.
     label : str, optional
         Label of the returned network.
+    peer : {None, "norse", "snntorch"}
+        The graph was written by (or for) that library, whose simulation steps
+        the time constants with forward Euler at ``dt``: read each ``tau`` as
+        the Nengo time constant with the same decay per step (`exact_tau`)
+        and spikes of area ``dt``, so that a NengoModel with ``dt=dt`` runs
+        what the peer ran. Run the NengoModel with that ``dt``.
+    dt : float, optional
+        The peer's time step: snnTorch's is always 1e-4; Norse's is what its
+        network used (default 0.001).
 
     Returns
     -------
@@ -230,6 +250,6 @@ def from_nir(
     >>> [ens.label for ens in net.all_ensembles], [p.label for p in net.all_probes]
     (['lif'], ['output'])
     """
-    if spike_area <= 0:
-        raise ValueError(f"spike_area must be > 0. Received: spike_area={spike_area}.")
-    return import_graph(graph, spike_area, label)
+    peer_ = None if peer is None else peer_of(peer)
+    spike_area, dt = _peer_steps(peer_, spike_area, dt)
+    return import_graph(graph, spike_area, label, dt)
