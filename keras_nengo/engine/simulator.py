@@ -240,7 +240,7 @@ class Simulator:
             # a Python function (a Node's output, a Direct-mode Ensemble) raised
             # Nengo's SimulationError inside the graph: raise it as Nengo does
             found = [
-                line.strip()
+                line.split("SimulationError:", 1)[1].strip()
                 for line in error.message.splitlines()
                 if "SimulationError:" in line
             ]
