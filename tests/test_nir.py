@@ -429,39 +429,7 @@ def test_import_keras_nengo_does_not_import_nir():
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
 
-# -- other SNN libraries (optional) -------------------------------------------
-
-
-@pytest.mark.slow
-def test_snntorch_runs_exported_graph_at_nengo_rates():
-    """snnTorch's Leaky is a discrete LIF: rates agree within 5 %."""
-    snntorch_nir = pytest.importorskip("snntorch.import_nir")
-    torch = pytest.importorskip("torch")
-    tau, n_steps = 0.02, 1000
-    with nengo.Network(seed=0) as net:
-        stim = nengo.Node(np.zeros(1), label="stim")
-        ens = nengo.Ensemble(
-            3,
-            1,
-            neuron_type=knir.nir_lif(tau),
-            gain=np.ones(3),
-            bias=np.array([1.2, 1.5, 2.0]),
-            encoders=np.ones((3, 1)),
-            label="ens",
-        )
-        nengo.Connection(stim, ens, synapse=None)
-        nengo.Probe(ens.neurons, label="spikes")
-    expected = run(net, n_steps, {"stim": np.full((1, n_steps, 1), 0.0)})["spikes"]
-    module = snntorch_nir.import_from_nir(knir.to_nir(net))
-    x = torch.zeros((n_steps, 1, 1))
-    spikes, state = [], None
-    for step in range(n_steps):
-        out, state = module(x[step], state)
-        spikes.append(out.detach().numpy()[0])
-    rates = np.sum(spikes, axis=0) / (n_steps * DT)
-    np.testing.assert_allclose(
-        rates, np.sum(expected > 0, axis=0) / (n_steps * DT), rtol=0.05
-    )
+# -- the example (Norse and snnTorch: tests/test_nir_peers.py) -------------
 
 
 @pytest.mark.slow
