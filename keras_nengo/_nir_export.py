@@ -33,13 +33,9 @@ import nir
 import numpy as np
 from nengo.transforms import Dense, NoTransform
 
-from keras_nengo._nir_neurons import IntegrateAndFire
+from keras_nengo._nir_neuron_rules import NIRExportError, neuron_kind
 from keras_nengo._nir_peers import euler_tau, nir_name, peer_problems
 from keras_nengo.naming import NameTable
-
-
-class NIRExportError(ValueError):
-    """A Nengo object has no exact NIR equivalent."""
 
 
 class _Exporter:
@@ -112,68 +108,7 @@ class _Exporter:
         warnings.warn(message, stacklevel=4)
 
     def _neuron(self, ens):
-        neuron_type = ens.neuron_type
-        fix = (
-            "Use keras_nengo.nir.nir_lif(tau_rc) (tau_ref=0, min_voltage=-inf, "
-            "voltage starting at 0)."
-        )
-        if isinstance(neuron_type, nengo.LIF):
-            if neuron_type.tau_ref != 0:
-                self._inexact(
-                    ens,
-                    f"its LIF has tau_ref={neuron_type.tau_ref} and NIR's LIF has no "
-                    "refractory period",
-                    f"With approximate=True the refractory period is dropped. {fix}",
-                )
-            if neuron_type.min_voltage > -np.inf:
-                self._inexact(
-                    ens,
-                    f"its LIF clips the voltage at min_voltage="
-                    f"{neuron_type.min_voltage} and NIR's LIF has no voltage floor",
-                    f"With approximate=True the floor is dropped. {fix}",
-                )
-            if not _starts_at_zero(neuron_type):
-                self._inexact(
-                    ens,
-                    "its LIF voltages start at random values and NIR neurons start "
-                    "at rest (no initial state)",
-                    f"With approximate=True they start at 0. {fix}",
-                )
-            return "LIF", neuron_type.tau_rc, neuron_type.amplitude
-        if isinstance(neuron_type, IntegrateAndFire):
-            if not _starts_at_zero(neuron_type):
-                self._inexact(
-                    ens,
-                    "its voltages start at random values and NIR neurons start at "
-                    "rest (no initial state)",
-                    "With approximate=True they start at 0.",
-                )
-            return "IF", None, neuron_type.amplitude
-        if isinstance(neuron_type, nengo.LIFRate):
-            self._inexact(
-                ens,
-                f"NIR has no rate neurons and {type(neuron_type).__name__} is one",
-                "With approximate=True it becomes a spiking LIF with the same "
-                "tau_rc (same mean rate when tau_ref=0).",
-            )
-            return "LIF", neuron_type.tau_rc, neuron_type.amplitude
-        if isinstance(
-            neuron_type, (nengo.RectifiedLinear, nengo.SpikingRectifiedLinear)
-        ):
-            self._inexact(
-                ens,
-                f"NIR has no {type(neuron_type).__name__}: its IF resets to v_reset "
-                "and emits one spike per step, Nengo's subtracts the threshold "
-                "(and RectifiedLinear does not spike)",
-                "With approximate=True it becomes an IF node (same rate "
-                "max(J, 0) up to one spike per step).",
-            )
-            return "IF", None, neuron_type.amplitude
-        raise NIRExportError(
-            f"{ens} has neuron type {type(neuron_type).__name__}, which NIR cannot "
-            "express (NIR neurons: LIF, IF, CubaLIF). Use nengo.LIF "
-            "(keras_nengo.nir.nir_lif) neurons."
-        )
+        return neuron_kind(ens, self._inexact)
 
     # -- graph pieces -----------------------------------------------------------
 
@@ -421,9 +356,7 @@ class _Exporter:
             # a peer's Output carries its own unit spikes, unscaled
             if amplitude[target.ensemble] != self.spike_area and self.peer is None:
                 scale = amplitude[target.ensemble] / self.spike_area
-                self._add(
-                    f"{name}_amplitude", nir.Scale(scale * np.ones(size)), probe
-                )
+                self._add(f"{name}_amplitude", nir.Scale(scale * np.ones(size)), probe)
                 self.edges.append((source, f"{name}_amplitude"))
                 source = f"{name}_amplitude"
         elif isinstance(target, nengo.Node):
@@ -444,17 +377,6 @@ def _ensemble_of(obj):
     if isinstance(obj, nengo.ensemble.Neurons):
         return obj.ensemble
     return None
-
-
-def _starts_at_zero(neuron_type) -> bool:
-    voltage = (neuron_type.initial_state or {}).get(
-        "voltage", type(neuron_type).state.get("voltage")
-    )
-    if isinstance(voltage, nengo.dists.Choice):
-        return bool(np.all(np.asarray(voltage.options) == 0))
-    if isinstance(voltage, nengo.dists.Distribution):
-        return False
-    return bool(np.all(np.asarray(voltage) == 0))
 
 
 def export_network(

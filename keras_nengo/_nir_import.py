@@ -24,6 +24,14 @@ import nengo
 import nir
 import numpy as np
 
+from keras_nengo._nir_graph import (
+    compose,
+    flat,
+    flatten,
+    one_tau,
+    size_of,
+    weight_of,
+)
 from keras_nengo._nir_neurons import IntegrateAndFire, nir_lif
 from keras_nengo._nir_peers import exact_tau
 
@@ -41,131 +49,7 @@ SUPPORTED = (
 )
 _SUPPORTED_NAMES = ", ".join(t.__name__ for t in SUPPORTED)
 _NEURONS = (nir.LIF, nir.IF, nir.CubaLIF)
-_WEIGHTS = (nir.Affine, nir.Linear, nir.Scale)
 _FILTERS = (nir.LI, nir.I)
-
-
-def _flatten(graph, prefix=""):
-    """Nodes and edges of a graph with nested NIRGraphs inlined.
-
-    A subgraph's nodes are named ``<subgraph>.<node>``; its Input and Output
-    nodes become identities (``Scale`` of ones) so outer edges can reach them.
-    """
-    nodes, edges = {}, []
-    inner_io = {}
-    for name, node in graph.nodes.items():
-        full = prefix + name
-        if isinstance(node, nir.NIRGraph):
-            sub_nodes, sub_edges = _flatten(node, full + ".")
-            ins = [n for n, v in node.nodes.items() if isinstance(v, nir.Input)]
-            outs = [n for n, v in node.nodes.items() if isinstance(v, nir.Output)]
-            for inner in ins + outs:
-                shape = (
-                    node.nodes[inner].input_type["input"]
-                    if inner in ins
-                    else node.nodes[inner].output_type["output"]
-                )
-                sub_nodes[f"{full}.{inner}"] = nir.Scale(np.ones(tuple(shape)))
-            inner_io[full] = (ins, outs)
-            nodes.update(sub_nodes)
-            edges.extend(sub_edges)
-        else:
-            nodes[full] = node
-
-    def endpoint(name, side):
-        full = prefix + name
-        if full in inner_io:
-            ins, outs = inner_io[full]
-            ports = ins if side == "in" else outs
-            if len(ports) != 1:
-                raise ValueError(
-                    f"Edge to subgraph {full!r} is ambiguous: it has {len(ports)} "
-                    f"{'Input' if side == 'in' else 'Output'} nodes. Name the port "
-                    f"in the edge, e.g. '{name}.{ports[0] if ports else 'input'}'."
-                )
-            return f"{full}.{ports[0]}"
-        return full
-
-    for src, dst in graph.edges:
-        edges.append((endpoint(src, "out"), endpoint(dst, "in")))
-    return nodes, edges
-
-
-def _size(node) -> int:
-    """The node's size from its own parameters (1 for scalar parameters)."""
-    if isinstance(node, nir.Input):
-        shape = node.input_type["input"]
-    elif isinstance(node, nir.Output):
-        shape = node.output_type["output"]
-    elif isinstance(node, (nir.Affine, nir.Linear)):
-        shape = node.weight.shape[:1]
-    elif isinstance(node, nir.Scale):
-        shape = np.shape(node.scale)
-    elif isinstance(node, nir.CubaLIF):
-        shape = np.shape(node.v_threshold)
-    else:
-        shape = np.shape(node.r)
-    shape = tuple(int(s) for s in np.atleast_1d(shape))
-    return int(np.prod(shape))
-
-
-def _one_tau(name, node, attr="tau"):
-    tau = np.unique(np.asarray(getattr(node, attr), dtype=float))
-    takes = "synapse" if attr == "tau_syn" or isinstance(node, _FILTERS) else (
-        "LIF population"
-    )
-    if tau.size != 1:
-        raise ValueError(
-            f"NIR node {name!r} ({type(node).__name__}) has {tau.size} different "
-            f"values of {attr} {tau.tolist()[:5]}; a Nengo {takes} takes one. "
-            "Split the node into one node per time constant."
-        )
-    if tau[0] <= 0:
-        raise ValueError(
-            f"NIR node {name!r} ({type(node).__name__}) needs {attr} > 0 "
-            f"(seconds). Received: {attr}={tau[0]}."
-        )
-    return float(tau[0])
-
-
-def _flat(value) -> np.ndarray:
-    return np.asarray(value, dtype=float).reshape(-1)
-
-
-def _weight(node) -> np.ndarray:
-    """The node's linear map as a matrix (out, in) or a vector (elementwise)."""
-    if isinstance(node, nir.Scale):
-        return _flat(node.scale)
-    if isinstance(node, _FILTERS):
-        return _flat(node.r)
-    weight = np.asarray(node.weight, dtype=float)
-    if weight.ndim != 2:
-        raise ValueError(
-            f"NIR {type(node).__name__} weights must be 2-D (out, in). "
-            f"Received: shape {weight.shape}."
-        )
-    return weight
-
-
-def _compose(outer, inner):
-    """``outer @ inner`` where None is the identity and 1-D is a diagonal."""
-    if outer is None or _is_identity(outer):
-        return inner
-    if inner is None:
-        return outer
-    if outer.ndim == 1:
-        return outer * inner if inner.ndim == 1 else outer[:, None] * inner
-    return outer * inner[None, :] if inner.ndim == 1 else outer @ inner
-
-
-def _is_identity(weight) -> bool:
-    if weight.ndim == 1:
-        return bool(np.all(weight == 1))
-    return weight.shape[0] == weight.shape[1] and np.array_equal(
-        weight, np.eye(weight.shape[0])
-    )
-
-
 
 
 class _Importer:
@@ -177,7 +61,7 @@ class _Importer:
             )
         self.spike_area = float(spike_area)
         self.euler_dt = euler_dt
-        self.nodes, self.edges = _flatten(graph)
+        self.nodes, self.edges = flatten(graph)
         for name, node in self.nodes.items():
             if not isinstance(node, SUPPORTED):
                 raise TypeError(
@@ -206,7 +90,7 @@ class _Importer:
     def _sizes(self) -> dict:
         """{node: size}; nodes with scalar parameters (snnTorch writes one
         ``beta`` for a layer) take the size of the node that feeds them."""
-        sizes = {name: _size(node) for name, node in self.nodes.items()}
+        sizes = {name: size_of(node) for name, node in self.nodes.items()}
         changed = True
         while changed:
             changed = False
@@ -244,7 +128,7 @@ class _Importer:
             return False
         if isinstance(node, (nir.Linear, nir.Scale)):
             return True
-        return isinstance(node, nir.LI) and not np.any(_flat(node.v_leak))
+        return isinstance(node, nir.LI) and not np.any(flat(node.v_leak))
 
     def build(self, label) -> nengo.Network:
         network = nengo.Network(label=label)
@@ -280,16 +164,16 @@ class _Importer:
             passthrough = nengo.Node(size_in=size, label=name)
             self.out[name] = passthrough
             constant = None
-            if isinstance(node, nir.Affine) and np.any(_flat(node.bias)):
-                constant, synapse = _flat(node.bias), None
-            if isinstance(node, nir.LI) and np.any(_flat(node.v_leak)):
-                constant, synapse = _flat(node.v_leak), self._synapse(name, node)
+            if isinstance(node, nir.Affine) and np.any(flat(node.bias)):
+                constant, synapse = flat(node.bias), None
+            if isinstance(node, nir.LI) and np.any(flat(node.v_leak)):
+                constant, synapse = flat(node.v_leak), self._synapse(name, node)
             if constant is not None:
                 source = nengo.Node(constant, label=f"{name}.constant")
                 nengo.Connection(source, passthrough, synapse=synapse)
 
     def _ensemble(self, name, node, size):
-        threshold, reset = _flat(node.v_threshold), _flat(node.v_reset)
+        threshold, reset = flat(node.v_threshold), flat(node.v_reset)
         span = threshold - reset
         if np.any(span <= 0):
             raise ValueError(
@@ -297,9 +181,9 @@ class _Importer:
                 f"v_reset. Received: v_threshold={threshold.tolist()[:5]}, "
                 f"v_reset={reset.tolist()[:5]}."
             )
-        gain = _flat(node.r) / span * np.ones(size)
+        gain = flat(node.r) / span * np.ones(size)
         leaky = isinstance(node, (nir.LIF, nir.CubaLIF))
-        leak = _flat(node.v_leak) if leaky else 0.0
+        leak = flat(node.v_leak) if leaky else 0.0
         bias = (leak - reset) / span * np.ones(size)
         initial = -reset / span * np.ones(size)
         initial = initial[0] if np.all(initial == initial[0]) else initial
@@ -320,11 +204,11 @@ class _Importer:
         constant = None
         if weights:
             weight_node = self.nodes[weights[0]]
-            encoders = _compose(w_in, _weight(weight_node))
+            encoders = compose(w_in, weight_of(weight_node))
             if isinstance(weight_node, nir.Affine) and synapse is None:
-                bias = bias + gain * _flat(weight_node.bias)
+                bias = bias + gain * flat(weight_node.bias)
             elif isinstance(weight_node, nir.Affine) and np.any(weight_node.bias):
-                constant = w_in * _flat(weight_node.bias) * np.ones(size)
+                constant = w_in * flat(weight_node.bias) * np.ones(size)
         ens = nengo.Ensemble(
             size,
             encoders.shape[1],
@@ -348,12 +232,12 @@ class _Importer:
         node = self.nodes[name]
         if not isinstance(node, nir.CubaLIF):
             return None, None
-        w_in = _flat(node.w_in) * np.ones(self.sizes[name])
+        w_in = flat(node.w_in) * np.ones(self.sizes[name])
         return w_in, nengo.Lowpass(self._tau(name, node, "tau_syn"))
 
     def _tau(self, name, node, attr="tau"):
         """Nengo's time constant for a NIR one (see `exact_tau` for peers)."""
-        tau = _one_tau(name, node, attr)
+        tau = one_tau(name, node, attr)
         if self.euler_dt is None:
             return tau
         if tau <= self.euler_dt:
@@ -381,8 +265,13 @@ class _Importer:
         if isinstance(node, nir.Output):
             return ("output", name, None, None)
         if isinstance(node, _FILTERS):
-            return ("filter", self.out[name], _weight(node), self._synapse(name, node))
-        return ("node", self.out[name], _weight(node), None)
+            return (
+                "filter",
+                self.out[name],
+                weight_of(node),
+                self._synapse(name, node),
+            )
+        return ("node", self.out[name], weight_of(node), None)
 
     def _paths(self) -> list:
         """One (pre, post, transform, synapse, label) per path between objects."""
@@ -406,13 +295,13 @@ class _Importer:
                 if synapse is not None:
                     raise _SecondSynapse(dst)
                 synapse, filter_name = self._synapse(dst, node), dst
-            transform = _compose(_weight(node), transform)
+            transform = compose(weight_of(node), transform)
             label = label or dst
             (dst,) = self.succs[dst]
         kind, post, weight, own_synapse = self._post(dst)
         if own_synapse is not None and synapse is not None:
             raise _SecondSynapse(filter_name)
-        transform = _compose(weight, transform)
+        transform = compose(weight, transform)
         if kind in ("node", "filter") and label is None:
             label = dst
         yield (self.out[src], (kind, post), transform, own_synapse or synapse, label)

@@ -59,7 +59,7 @@ def euler_tau(tau: float, dt: float) -> float:
     --------
     >>> tau = euler_tau(0.02, 0.001)
     >>> round(tau, 6), bool(abs((1 - 0.001 / tau) - np.exp(-0.05)) < 1e-15)
-    (0.020492, True)
+    (0.020504, True)
     """
     return float(dt / -np.expm1(-dt / tau))
 
