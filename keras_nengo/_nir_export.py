@@ -233,7 +233,7 @@ class _Exporter:
         )
 
     def _check_peer(self):
-        problems = peer_problems(self.nodes, self.peer)
+        problems = peer_problems(self.nodes, self.edges, self.peer)
         if problems:
             lines = [
                 f"- {self.owners[name]} (NIR node {name!r}): {problem}. {fix}."

@@ -91,6 +91,8 @@ class Peer:
     fixed_dt: Optional[float] = None
     # the reader needs CubaLIF's r == tau_mem / dt (snnTorch's convention)
     cuba_r_is_tau_over_dt: bool = False
+    # the reader runs graphs with loops (recurrent Connections)
+    loops: bool = True
 
 
 PEERS = {
@@ -107,6 +109,7 @@ PEERS = {
         kinds=("Input", "Output", "Affine", "Linear", "LIF", "CubaLIF"),
         fixed_dt=1e-4,
         cuba_r_is_tau_over_dt=True,
+        loops=False,
     ),
 }
 
@@ -141,12 +144,33 @@ def peer_of(peer) -> Peer:
     return PEERS[peer]
 
 
-def peer_problems(nodes: dict, peer: Peer) -> list:
+def peer_problems(nodes: dict, edges: list, peer: Peer) -> list:
     """``[(node name, problem, fix)]`` for the nodes ``peer`` cannot run.
 
-    ``nodes`` is ``{name: nir node}`` of a graph's top level.
+    ``nodes`` is ``{name: nir node}`` and ``edges`` ``[(source, target)]`` of
+    a graph's top level.
     """
     problems = []
+    loop = _loop(edges)
+    if loop and not peer.loops:
+        # name a weight node of the loop: that is the recurrent Connection
+        weights = [n for n in loop if type(nodes.get(n)).__name__ == "Linear"]
+        loop = (
+            loop[loop.index(weights[0]) :] + loop[: loop.index(weights[0])]
+            if weights
+            else loop
+        )
+        problems.append(
+            (
+                loop[0],
+                f"it closes the loop {' -> '.join(loop + loop[:1])}, and "
+                f"{peer.title} turns such loops into recurrent layers that "
+                "NIRTorch 2.6 fails to build (AttributeError: 'GraphModule' "
+                "object has no attribute 'items')",
+                "Remove the recurrent Connection, or run the graph in Norse or "
+                "keras_nengo",
+            )
+        )
     for name, node in nodes.items():
         if _NOT_IDENTIFIER.search(name):
             problems.append(
@@ -198,3 +222,32 @@ def peer_problems(nodes: dict, peer: Peer) -> list:
                 )
             )
     return problems
+
+
+def _loop(edges: list) -> list:
+    """The nodes of one cycle among ``edges`` (in order), or ``[]``."""
+    successors = {}
+    for source, target in edges:
+        successors.setdefault(source, []).append(target)
+    state, path = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        path.append(node)
+        for target in successors.get(node, []):
+            if state.get(target) == "open":
+                return path[path.index(target) :]
+            if target not in state:
+                found = visit(target)
+                if found:
+                    return found
+        state[node] = "done"
+        path.pop()
+        return []
+
+    for node in list(successors):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return []

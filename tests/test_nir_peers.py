@@ -234,6 +234,12 @@ def test_euler_and_exact_tau_are_inverse_and_match_decays():
         assert_close(exact_tau(written, dt), tau, "float64")
 
 
+def chain(nodes):
+    """Edges through ``nodes`` in their order."""
+    names = list(nodes)
+    return list(zip(names[:-1], names[1:]))
+
+
 def nir_graph(*middle):
     """Input -> middle... -> Output as {name: node}."""
     nodes = {"input": nir.Input(np.array([2]))}
@@ -246,20 +252,29 @@ def nir_graph(*middle):
 def test_peer_problems_name_each_node_and_fix(peer):
     ones = np.ones(2)
     fine = nir_graph(nir.Linear(np.eye(2)), nir.LIF(ones, ones, 0 * ones, ones))
-    assert peer_problems(fine, PEERS[peer]) == []
-    problems = peer_problems(
-        nir_graph(nir.LI(ones, ones, 0 * ones), nir.Scale(ones)), PEERS[peer]
-    )
+    assert peer_problems(fine, chain(fine), PEERS[peer]) == []
+    nodes = nir_graph(nir.LI(ones, ones, 0 * ones), nir.Scale(ones))
+    problems = peer_problems(nodes, chain(nodes), PEERS[peer])
     assert [name for name, _, _ in problems] == ["n0", "n1"]
     assert "NIR LI node" in problems[0][1] and "synapse=None" in problems[0][2]
     assert "NIR Scale node" in problems[1][1]
     cuba = nir.CubaLIF(ones, ones, ones, 0.5 * ones, ones)
-    ((name, problem, fix),) = peer_problems(nir_graph(cuba), PEERS[peer])
+    nodes = nir_graph(cuba)
+    ((name, problem, fix),) = peer_problems(nodes, chain(nodes), PEERS[peer])
     assert name == "n0" and "v_leak" in problem and "approximate=True" in fix
     two = {**fine, "output_2": nir.Output(np.array([2]))}
-    assert "2 Output nodes" in peer_problems(two, PEERS[peer])[0][1]
+    assert "2 Output nodes" in peer_problems(two, chain(fine), PEERS[peer])[0][1]
     dotted = {"a.b" if k == "n0" else k: v for k, v in fine.items()}
-    assert "'a.b' holds characters" in peer_problems(dotted, PEERS[peer])[0][1]
+    problem = peer_problems(dotted, chain(dotted), PEERS[peer])[0][1]
+    assert "'a.b' holds characters" in problem
+    looped = chain(fine) + [("n1", "n0")]
+    problems = peer_problems(fine, looped, PEERS[peer])
+    if peer == "snntorch":
+        ((name, problem, fix),) = problems
+        assert name == "n0" and "loop n0 -> n1 -> n0" in problem
+        assert "Remove the recurrent Connection" in fix
+    else:
+        assert problems == []
 
 
 def small_network(bias=0.0, probe_synapse=None, second_probe=False):
@@ -335,6 +350,55 @@ def test_peer_arguments_are_checked():
     graph = knir.to_nir(net, peer="norse", dt=0.001)
     with pytest.raises(ValueError, match=r"NIR node 'b' \(CubaLIF\) has tau_mem="):
         knir.from_nir(graph, peer="norse", dt=0.5)
+
+
+def recurrent_network():
+    rng = np.random.RandomState(3)
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node(np.zeros(1), label="stim")
+        b = nengo.Ensemble(
+            10,
+            1,
+            neuron_type=knir.nir_lif(0.02),
+            gain=rng.uniform(3, 15, 10),
+            bias=np.zeros(10),
+            label="b",
+        )
+        nengo.Connection(stim, b, synapse=0.01)
+        nengo.Connection(
+            b.neurons,
+            b.neurons,
+            transform=rng.uniform(-0.03, 0.03, (10, 10)),
+            synapse=0.01,
+        )
+        nengo.Probe(b.neurons, label="spikes")
+    return net
+
+
+def test_to_nir_for_snntorch_refuses_loops():
+    with pytest.raises(
+        knir.NIRExportError,
+        match=r"(?s)Connection from <Neurons of <Ensemble 'b'>>.*"
+        r"loop b_neurons_to_b_neurons -> b -> b_neurons_to_b_neurons.*NIRTorch",
+    ):
+        knir.to_nir(recurrent_network(), peer="snntorch")
+    assert type(knir.to_nir(recurrent_network(), peer="norse").nodes["b"]).__name__ == (
+        "CubaLIF"
+    )
+
+
+@pytest.mark.slow
+@needs_peers
+def test_recurrent_network_runs_in_norse(tmp_path):
+    dt = PEER_DT["norse"]
+    model = kn.NengoModel(recurrent_network(), dt=dt, seed=0)
+    path = tmp_path / "recurrent.nir"
+    nir.write(path, knir.to_nir(model, peer="norse", dt=dt))
+    stim = np.tile(np.array([-0.8, 0.3, 0.9])[:, None, None], (1, 200, 1))
+    ours = model.predict(stim, verbose=0) > 0
+    theirs = run_peer("run", "norse", path, stim, tmp_path, dt)[0] > 0
+    assert ours.sum() > 500
+    np.testing.assert_array_equal(delayed(theirs), ours)
 
 
 def run(network, x, dt):
