@@ -126,7 +126,8 @@ class Signature:
         noun = "Node" if kind == "input" else "Probe"
         raise ValueError(
             f"Unknown {kind} {key!r}. Expected one of the {kind} {noun}s, by "
-            f"object, name or label: {names}."
+            f"object, name or label: {names}. Received: a key of type "
+            f"{type(key).__name__}. Fix the key, or leave it out."
         )
 
     def input_key(self, key) -> str:

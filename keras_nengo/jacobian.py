@@ -369,7 +369,8 @@ def jacobian(
     unknown = [name for name in wrt_inputs if name not in inputs]
     if unknown:
         raise ValueError(
-            f"Unknown inputs {unknown}. Expected keys of inputs: {sorted(inputs)}."
+            f"Unknown inputs. Received: wrt_inputs with {unknown}, not keys of "
+            f"inputs. Expected keys of inputs: {sorted(inputs)}."
         )
     inputs = {name: tf.convert_to_tensor(value) for name, value in inputs.items()}
     n_steps = next(iter(inputs.values())).shape[1]

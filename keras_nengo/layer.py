@@ -267,6 +267,13 @@ class NengoLayer(StatefulLayerMixin, tf.keras.layers.Layer):
 
     # -- forward pass -------------------------------------------------------------
 
+    def __call__(self, inputs=None, *args, **kwargs):
+        if isinstance(inputs, dict):
+            # keyed by Node maybe: Keras flattens the inputs with tf.nest, which
+            # sorts dict keys, and Nodes do not sort
+            inputs = self.signature.inputs_by_name(inputs)
+        return super().__call__(inputs, *args, **kwargs)
+
     @tf.autograph.experimental.do_not_convert
     def call(self, inputs, training=None, n_steps=None):
         """Run the simulation from its initial state.

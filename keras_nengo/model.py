@@ -154,6 +154,13 @@ class NengoModel(
 
     # -- Keras API ----------------------------------------------------------------
 
+    def __call__(self, inputs=None, *args, **kwargs):
+        if isinstance(inputs, dict):
+            # keyed by Node maybe: Keras flattens the inputs with tf.nest, which
+            # sorts dict keys, and Nodes do not sort
+            inputs = self.signature.inputs_by_name(inputs)
+        return super().__call__(inputs, *args, **kwargs)
+
     def call(self, inputs, training=None, n_steps=None):
         outputs = self.nengo_layer(inputs, training=training, n_steps=n_steps)
         if len(self.output_names) == 1:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from keras_nengo import data as data_module
+from keras_nengo._compat import nengo_dl
 
 #: Keras's batch size when fit/evaluate/predict are given none
 DEFAULT_BATCH_SIZE = 32
@@ -69,7 +70,34 @@ class ModelDataMixin:
             size = min(size, samples)
         self._check_batches(samples, size, batch_size)
         self._use_minibatch_size(max((size,) + tuple(extra_sizes)))
+        self._keep_steps_static(x)
         return x, y
+
+    def _keep_steps_static(self, x):
+        """New traced functions when the number of steps changes and a Node runs
+        its own output.
+
+        Keras retraces its functions for relaxed shapes, so a second number of
+        steps would be traced as unknown; the output of an input Node given no
+        data is computed in advance for a fixed number of steps.
+        """
+        fed = self._fed_nodes(x)
+        own_output = [
+            node
+            for node in data_module.default_inputs(self.network)
+            if not any(node is other for other in fed)
+        ]
+        steps = next((int(value.shape[1]) for value in x.values()), None)
+        if own_output and steps != getattr(self, "_traced_steps", steps):
+            self.train_function = None
+            self.test_function = None
+            self.predict_function = None
+        with nengo_dl.compat.trackable.no_automatic_dependency_tracking_scope(self):
+            self._traced_steps = steps
+
+    def _fed_nodes(self, x) -> list:
+        names = self.signature.input_names
+        return [node for name, node in zip(names, self.input_nodes) if name in x]
 
     @staticmethod
     def _shapes(x) -> dict:
