@@ -33,6 +33,7 @@ import nir
 import numpy as np
 from nengo.transforms import Dense, NoTransform
 
+from keras_nengo._nir_graph import prune
 from keras_nengo._nir_neuron_rules import NIRExportError, neuron_kind
 from keras_nengo._nir_peers import euler_tau, nir_name, peer_problems
 from keras_nengo.naming import NameTable
@@ -45,6 +46,8 @@ class _Exporter:
         self.network = network
         self.dt = dt
         self.probes = network.all_probes if probes is None else probes
+        # a model's outputs: what reaches none of them is not exported
+        self.pruned = probes is not None
         self.peer = peer
         self.table = NameTable(network)
         self.named = named_weights
@@ -143,20 +146,15 @@ class _Exporter:
         bias = self._value(ens.neurons, "bias")
         ones = np.ones(ens.n_neurons)
         tau_syn = self._shared_synapse(ens) if kind == "LIF" else None
-        if tau_syn is not None and self.peer is not None and np.any(bias != 0):
-            self._inexact(
-                ens,
-                f"its inputs share the synapse Lowpass({tau_syn}), so it becomes a "
-                "CubaLIF, whose v_leak would hold its non-zero biases, and "
-                f"{self.peer.title} "
-                + (
-                    "refuses v_leak != 0"
-                    if self.peer.key == "snntorch"
-                    else "adds v_leak to the synaptic current too"
-                ),
-                "With approximate=True the biases go through the synapse (they "
-                "rise from 0 with tau_syn at the start of a run). Or give the "
-                "Ensemble zero biases, or connect into it with synapse=None.",
+        peer_bias = self.peer is not None and self.approximate and np.any(bias != 0)
+        if tau_syn is not None and peer_bias:
+            # exact, a CubaLIF holds biases as v_leak: the peers do not take it
+            warnings.warn(
+                f"{ens} becomes a CubaLIF (its inputs share Lowpass({tau_syn})) "
+                f"and {self.peer.title} takes no v_leak: with approximate=True its "
+                "biases go through the synapse (they rise from 0 with tau_syn at "
+                "the start of a run).",
+                stacklevel=4,
             )
             self._add(f"{name}_encoders", nir.Affine(weight=encoders, bias=bias), ens)
             bias = 0 * bias
@@ -224,6 +222,8 @@ class _Exporter:
             self._connection(conn, amplitude)
         for probe in self.probes:
             self._probe(probe, amplitude)
+        if self.pruned:
+            self.nodes, self.edges = prune(self.nodes, self.edges)
         if self.peer is not None:
             self._check_peer()
         return nir.NIRGraph(

@@ -130,3 +130,21 @@ def is_identity(weight) -> bool:
     return weight.shape[0] == weight.shape[1] and np.array_equal(
         weight, np.eye(weight.shape[0])
     )
+
+
+def prune(nodes: dict, edges: list) -> tuple:
+    """(nodes, edges) without the nodes from which no ``Output`` is reached.
+
+    ``Input`` nodes stay: they are the graph's interface.
+    """
+    keep = {name for name, node in nodes.items() if isinstance(node, nir.Output)}
+    frontier = list(keep)
+    while frontier:
+        target = frontier.pop()
+        for source, destination in edges:
+            if destination == target and source not in keep:
+                keep.add(source)
+                frontier.append(source)
+    keep |= {name for name, node in nodes.items() if isinstance(node, nir.Input)}
+    kept = {name: node for name, node in nodes.items() if name in keep}
+    return kept, [(a, b) for a, b in edges if a in keep and b in keep]

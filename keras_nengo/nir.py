@@ -19,6 +19,12 @@ package (``pip install keras-nengo[nir]``).
   the Nengo LIF has no refractory period, no voltage floor and starts at
   ``u = 0`` (`nir_lif`). Ensembles export as ``Affine(scaled encoders,
   bias) -> LIF(tau=tau_rc, r=1, v_leak=0, v_threshold=1, v_reset=0)``.
+- ``CubaLIF``: a LIF whose input first passes ``tau_syn dI/dt = -I +
+  w_in S``. A LIF Ensemble all of whose incoming Connections share one
+  ``Lowpass(tau_syn)`` exports as ``Linear(scaled encoders) ->
+  CubaLIF(tau_syn, tau_mem=tau_rc, v_leak=bias)``: exact, since filtering each
+  input before the encoders equals filtering their sum. On import the synapse
+  goes on every Connection into the Ensemble.
 - ``IF``: ``dv/dt = r I``, same normalisation (`IntegrateAndFire`).
 - ``LI``: ``tau dv/dt = (v_leak - v) + r I`` is ``nengo.Lowpass(tau)`` applied
   to ``r I + v_leak``: exact. ``I``: ``dv/dt = r I`` is the synapse
@@ -46,6 +52,38 @@ with its exact exponential solution over the step, so
 - an instantaneous NIR loop (no ``LI`` on it) gets ``synapse=0``: the
   spikes act on the next step, as in snnTorch's and Norse's recurrent layers.
 
+**Norse and snnTorch** (``peer="norse"`` / ``"snntorch"`` in `to_nir` and
+`from_nir`). Both read NIR through NIRTorch and step it in discrete time,
+differently from Nengo:
+
+- forward Euler: a time constant ``tau`` decays by ``1 - dt / tau`` per step
+  (snnTorch's ``beta``; its exporter writes ``tau = dt / (1 - beta)`` and
+  ``r = tau / dt``), Nengo's by ``exp(-dt / tau)``. Run as written, a
+  continuous-time graph drifts by about ``dt / (2 tau)`` of the elapsed time
+  per time constant on the path. ``to_nir(..., peer=)`` therefore writes
+  ``euler_tau = dt / (1 - exp(-dt / tau))`` and ``from_nir(..., peer=)``
+  reads ``exact_tau = -dt / log(1 - dt / tau)``: both then step the same
+  numbers;
+- a spike is a 1 held for one step: area ``dt`` in NIR's units, the
+  ``spike_area`` that ``peer=`` sets;
+- the time step: snnTorch's importer and exporter fix ``dt = 1e-4``; Norse's
+  ``from_nir(graph, dt=...)`` takes one (default 0.001), pass the same ``dt``
+  to ``to_nir``. Norse 1.1's exporter writes ``tau = dt / tau_mem_inv``
+  (fixed after 1.1): export with ``norse.torch.to_nir(model, x, dt=1.0)``
+  to get seconds;
+- no synapse delay: Nengo's synapse hands its input to the next step, a
+  peer's CubaLIF to the same step, so the peer's spikes come exactly one step
+  earlier per synapse on the path (measured in ``tests/test_nir_peers.py``:
+  equal spikes one step apart, outputs to 1e-5; a peer's own network runs in
+  keras_nengo to 1e-5).
+
+What they run: ``Input``, ``Output`` (one of each), ``Affine``, ``Linear``,
+``LIF``, ``CubaLIF`` with ``v_leak = 0`` (snnTorch refuses other values,
+Norse adds ``v_leak`` to the synaptic current too), and for Norse loops.
+No ``LI`` (probe with ``synapse=None`` and filter after the run), ``Scale``
+(passthrough Nodes) or ``IF``; `to_nir` with ``peer=`` raises an
+`NIRExportError` naming each Nengo object that becomes something else.
+
 **What NIR cannot express** (an `NIRExportError` names the object):
 refractory periods, LIF voltage floors and random initial voltages (exported
 without them, with a warning, when ``approximate=True``), rate neurons
@@ -54,11 +92,14 @@ without them, with a warning, when ``approximate=True``), rate neurons
 functions, learning rules, non-Lowpass synapses, non-Dense transforms and
 probes of anything but a Node, an Ensemble or ``ens.neurons``.
 
-**Names.** NIR node names are keras_nengo's names (``"/"`` written as
-``"."``), and `from_nir` labels objects with NIR node names, so
-``from_nir(to_nir(model))`` has the same named weights as ``model``
-(connections into ``ens.neurons`` carry the gain in their weights, which
-NIR's ``LIF(r=1)`` does not hold).
+**Names.** NIR node names are keras_nengo's names written with letters,
+digits and ``"_"`` (``"/"`` -> ``"__"``, ``"."`` -> ``"_"``: NIRTorch turns
+names into torch module names, which refuse ``"."``), and `from_nir` labels
+objects with NIR node names, so ``from_nir(to_nir(model))`` has the named
+weights of ``model`` with ``"."`` written ``"_"`` (connections into
+``ens.neurons`` carry the gain in their weights, which NIR's ``LIF(r=1)``
+does not hold). Files written before keras_nengo used ``"."``
+(``a.encoders``) read as before.
 """
 
 from typing import Optional

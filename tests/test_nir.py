@@ -1,5 +1,6 @@
 """Tests for keras_nengo.nir: NIR export/import against analytic solutions."""
 
+import os
 import subprocess
 import sys
 import warnings
@@ -299,6 +300,28 @@ def test_export_matches_nengo_simulator_values():
     assert_close(exported.nodes["b_to_a"].weight[0], 0)
 
 
+def test_model_exports_its_outputs_and_what_feeds_them():
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node(np.zeros(1), label="stim")
+        a = nengo.Ensemble(5, 1, neuron_type=knir.nir_lif(), label="a")
+        b = nengo.Ensemble(5, 1, neuron_type=knir.nir_lif(), label="b")
+        nengo.Connection(stim, a, synapse=None)
+        nengo.Connection(a, b)
+        first = nengo.Probe(a, label="first")
+        nengo.Probe(b, label="second")
+    assert "b" in knir.to_nir(net).nodes
+    graph_ = knir.to_nir(kn.NengoModel(net, outputs=[first], seed=0))
+    assert sorted(graph_.nodes) == [
+        "a",
+        "a_encoders",
+        "first",
+        "first_decoders",
+        "stim",
+        "stim_to_a",
+    ]
+    assert all(b_ != "b" for _, b_ in graph_.edges)
+
+
 def test_import_needs_no_keras_nengo_seed_for_plain_network():
     assert isinstance(knir.to_nir(lif_network()), nir.NIRGraph)
 
@@ -444,3 +467,10 @@ def test_example_round_trip_runs():
     assert result.returncode == 0, result.stderr[-3000:]
     error = float(result.stdout.split("max |imported - trained|: ")[1].split()[0])
     assert error < 1e-5
+    # with KERAS_NENGO_PEERS_PYTHON set (as in CI) the peer step runs too
+    peers = result.stdout.split("max |peer - keras_nengo|: ")[1:]
+    if os.environ.get("KERAS_NENGO_PEERS_PYTHON"):
+        assert len(peers) == 2, result.stdout[-3000:]
+    else:
+        assert "Peer step skipped" in result.stdout
+    assert all(float(line.split()[0]) < 1e-5 for line in peers)

@@ -309,7 +309,8 @@ def test_to_nir_for_peer_refuses_what_peer_cannot_run(peer):
         knir.to_nir(small_network(second_probe=True), peer=peer)
     with pytest.raises(
         knir.NIRExportError,
-        match=r"Ensemble 'b'.*Lowpass\(0.01\).*CubaLIF.*v_leak.*approximate=True",
+        match=r"(?s)Ensemble 'b'.*NIR node 'b'.*non-zero biases.*CubaLIF holds as "
+        r"v_leak.*approximate=True",
     ):
         knir.to_nir(small_network(bias=0.5), peer=peer)
     with pytest.warns(UserWarning, match="biases go through the synapse"):
