@@ -284,6 +284,21 @@ class NengoModel(
 
     # -- saving and serving -------------------------------------------------------
 
+    def save(self, filepath, overwrite=True, **kwargs):
+        """Keras's ``save``, all or nothing for a ``.keras``/``.h5`` file.
+
+        The file is written beside its target and moved onto it when complete,
+        so a process killed while saving (a ``ModelCheckpoint`` in a long fit)
+        leaves the previous file loadable.
+        """
+        with saving.atomic_file(filepath, overwrite) as target:
+            return super().save(target, overwrite=overwrite, **kwargs)
+
+    def save_weights(self, filepath, overwrite=True, **kwargs):
+        """Keras's ``save_weights``, all or nothing for an ``.h5`` file (see save)."""
+        with saving.atomic_file(filepath, overwrite) as target:
+            return super().save_weights(target, overwrite=overwrite, **kwargs)
+
     def load_weights(self, filepath, *args, **kwargs):
         """Keras's ``load_weights``; a model not compiled yet skips optimizer state.
 

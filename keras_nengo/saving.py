@@ -9,11 +9,17 @@ be importable where the file is loaded.
 
 Unpickling runs code, so loading honours Keras's ``safe_mode``: inside
 ``tf.keras.models.load_model(..., safe_mode=True)`` (the default) it refuses.
+
+`atomic_file` makes a save all or nothing: Keras writes ``.keras`` and ``.h5``
+files in place, so a process killed while ``ModelCheckpoint`` writes would
+leave a truncated file where the last good checkpoint was.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
 import pickle
 
 import cloudpickle
@@ -60,3 +66,37 @@ def deserialize_network(config: dict):
         )
     network, inputs, outputs = pickle.loads(base64.b64decode(config["pickle"]))
     return network, inputs, outputs
+
+
+@contextlib.contextmanager
+def atomic_file(filepath, overwrite=True):
+    """Yield a path to write instead of ``filepath``, moved onto it on success.
+
+    For a local ``.keras``, ``.h5`` or ``.hdf5`` file the path is a partial file
+    beside it (same folder, same extension, so Keras picks the same format);
+    ``os.replace`` then swaps it in at once, so ``filepath`` holds either the
+    old complete file or the new one, also if the process is killed meanwhile.
+    Other targets (SavedModel folders, TensorFlow checkpoint prefixes, which
+    TensorFlow itself writes through temporary files) are yielded unchanged,
+    as is an existing file with ``overwrite=False`` (Keras asks the user).
+    """
+    if not isinstance(filepath, (str, os.PathLike)):
+        yield filepath
+        return
+    path = os.fspath(filepath)
+    stem, extension = os.path.splitext(path)
+    if (
+        extension not in (".keras", ".h5", ".hdf5")
+        or "://" in path
+        or (not overwrite and os.path.exists(path))
+    ):
+        yield filepath
+        return
+    folder, name = os.path.split(stem)
+    partial = os.path.join(folder, f".{name}.partial-{os.getpid()}{extension}")
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)

@@ -1,6 +1,7 @@
 """Saving, loading and serving: .keras files in fresh processes, SavedModel export."""
 
 import json
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -222,3 +223,38 @@ def test_exported_model_serves_any_batch_with_tensorflow_only(tmp_path):
         for name in ("z_out", "a_out"):
             served = np.load(tmp_path / f"{name}_{batch}.npy")
             assert_close(served, expected[name][:batch])
+
+
+def test_atomic_file_swaps_in_complete_files_only(tmp_path):
+    from keras_nengo.saving import atomic_file
+
+    path = tmp_path / "model.keras"
+    path.write_text("old")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        with atomic_file(path) as target:
+            pathlib.Path(target).write_text("half")
+            raise RuntimeError("interrupted")
+    assert path.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [path]
+    with atomic_file(path) as target:
+        assert target != str(path) and target.endswith(".keras")
+        pathlib.Path(target).write_text("new")
+    assert path.read_text() == "new"
+    assert list(tmp_path.iterdir()) == [path]
+    # TensorFlow's own formats, and an existing file Keras asks about, go as given
+    for target in (tmp_path / "saved_model", tmp_path / "weights.ckpt"):
+        with atomic_file(target) as given:
+            assert given == target
+    with atomic_file(path, overwrite=False) as given:
+        assert given == path
+
+
+def test_save_writes_through_a_partial_file(tmp_path):
+    model, x = trained_model()
+    path = tmp_path / "model.keras"
+    model.save(path)
+    model.save_weights(tmp_path / "weights.h5")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras", "weights.h5"]
+    again = kn.NengoModel(lambda_network(), seed=1)
+    again.load_weights(tmp_path / "weights.h5")
+    assert_close(again.predict(x, verbose=0), model.predict(x, verbose=0))
