@@ -97,6 +97,7 @@ class Simulation:
         self._graphs = {}
         self._plan = Plan()
         self._feeds = {}
+        self._post_built = set()
         self.tensor_node_layers = []
         # the first graph finds the parameters; made for the size runs will use
         first = self._new_graph(int(minibatch_size))
@@ -158,7 +159,6 @@ class Simulation:
                     tracked.append(layer)
             with layers_named(self.layer_names):
                 graph.build(None)
-            graph.build_post()
             for layer in nengo_dl.compat.sub_layers(graph):
                 if isinstance(layer, tf.keras.layers.Layer) and not any(
                     layer is known for known in self.tensor_node_layers
@@ -325,6 +325,12 @@ class Simulation:
             bounds = BoundedLoops(iterations, iterations * unroll if history else None)
         # NengoDL returns the probes, then the number of steps run
         outputs = self._call(graph, node_inputs, training, base, state, bounds)[:-1]
+        if graph not in self._post_built:
+            # NengoDL's post-build (Python step functions of Processes it has no
+            # TensorFlow builder for) needs what the graph's first call sets up;
+            # the functions run when the traced graph runs, after this
+            graph.build_post()
+            self._post_built.add(graph)
         if unroll > 1:
             outputs = [value[:, :n_steps] for value in outputs]
         final = dict(zip(graph.saved_state, graph.final_internal_state))

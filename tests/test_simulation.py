@@ -139,3 +139,19 @@ def test_time_folded_training_equals_step_by_step_training():
         assert_close(folded.get_named_weights()[name], value, "weights32")
     layer = folded.nengo_layer
     assert_close(layer(x, training=True), stepped.nengo_layer(x, training=True))
+
+
+def test_process_states_are_made_at_build_as_in_nengo_dl():
+    """Processes without a native builder make their state from dt at build."""
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node(np.zeros(1), label="stim")
+        ens = nengo.Ensemble(10, 1, label="ens", noise=nengo.processes.WhiteNoise())
+        nengo.Connection(stim, ens, synapse=nengo.synapses.Triangle(0.01))
+        probe = nengo.Probe(ens, label="out")
+    x = np.random.RandomState(0).uniform(-1, 1, size=(2, 20, 1))
+    model = kn.NengoModel(net, seed=1)
+    out = model.predict(x, batch_size=2, verbose=0)
+    with nengo_dl.Simulator(net, minibatch_size=2, seed=1, progress_bar=False) as sim:
+        expected = sim.predict({stim: x})[probe]
+    assert np.abs(expected).max() > 0.01
+    assert_close(out, expected)

@@ -123,7 +123,7 @@ class Simulator:
         self.closed = False
 
     def _make_layer(self, seed):
-        return NengoLayer(
+        layer = NengoLayer(
             self.network,
             inputs=[],
             dt=self._dt,
@@ -131,6 +131,12 @@ class Simulator:
             dtype=self.dtype,
             stateful=True,
         )
+        # one sample row: the simulation graph is built for that size only
+        layer.minibatch_size = 1
+        # input Nodes' Processes make their step functions now, so that their
+        # errors come from the constructor, as in Nengo
+        layer.simulation.node_outputs(1)
+        return layer
 
     # -- Nengo's properties ------------------------------------------------------
 
