@@ -56,13 +56,13 @@ needs_peers = pytest.mark.skipif(
 )
 
 
-def run_peer(command, peer, graph_path, x, folder, dt):
+def run_peer(command, peer, graph_path, x, folder, dt, *options):
     """Run tests/peers/run_peer.py in the peers' python; (outputs, summary)."""
     x_path, y_path = folder / f"{peer}_x.npy", folder / f"{peer}_y.npy"
     np.save(x_path, x)
     result = subprocess.run(
         [PEERS_PYTHON, str(RUNNER), command, peer, str(graph_path)]
-        + [str(x_path), str(y_path), "--dt", repr(dt)],
+        + [str(x_path), str(y_path), "--dt", repr(dt), *options],
         capture_output=True,
         text=True,
         timeout=600,
@@ -192,28 +192,33 @@ def test_to_nir_decoded_output_runs_in_peer(trained, tmp_path):
 
 @pytest.mark.slow
 @needs_peers
-@pytest.mark.parametrize("peer", sorted(PEER_DT))
-def test_peer_trained_network_runs_in_keras_nengo(peer, tmp_path):
-    """Linear -> LIF -> Linear trained in the peer, exported by its exporter."""
+@pytest.mark.parametrize(
+    "peer, neurons",
+    [("norse", "LIF"), ("snntorch", "LIF"), ("snntorch", "CubaLIF")],
+)
+def test_peer_trained_network_runs_in_keras_nengo(peer, neurons, tmp_path):
+    """Linear -> LIF (or snnTorch's Synaptic: CubaLIF) -> Linear trained in the
+    peer, exported by its own exporter, imported with from_nir(peer=)."""
     dt = PEER_DT[peer]
     n_steps = 300
     x = np.tile(np.random.RandomState(0).uniform(-1, 1, (4, 1, 2)), (1, n_steps, 1))
     path = tmp_path / f"{peer}.nir"
-    theirs, summary = run_peer("train", peer, path, x, tmp_path, dt)
+    options = ["--synaptic"] if neurons == "CubaLIF" else []
+    theirs, summary = run_peer("train", peer, path, x, tmp_path, dt, *options)
     assert summary["losses"][-1] < summary["losses"][0]
-    assert sorted(summary["nodes"].values()) == [
-        "Affine",
-        "Affine",
-        "Input",
-        "LIF",
-        "Output",
-    ]
+    assert sorted(summary["nodes"].values()) == sorted(
+        ["Affine", "Affine", "Input", neurons, "Output"]
+    )
     network = knir.from_nir(nir.read(path), peer=peer, dt=dt)
     model = kn.NengoModel(network, dt=dt, seed=0)
     ours = model.predict({"input": x}, verbose=0)
     assert ours.shape == theirs.shape
     # the output changes with the spikes: the run is not a constant
     assert np.sum(np.diff(theirs, axis=1) != 0) > 100
+    if neurons == "CubaLIF":
+        # Nengo's synapse hands the current to the next step, snnTorch's
+        # Synaptic to the same step: ours is theirs one step later
+        ours, theirs = ours[:, 1:], theirs[:, :-1]
     np.testing.assert_allclose(ours, theirs, atol=1e-5 * np.abs(theirs).max(), rtol=0)
 
 

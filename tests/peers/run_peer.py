@@ -81,28 +81,38 @@ def _train(forward, parameters, x, seed, epochs=20):
     return losses
 
 
-def train_snntorch(x, seed, hidden=16):
-    """Linear -> Leaky (reset to zero, as NIR's LIF) -> Linear, trained."""
+def train_snntorch(x, seed, hidden=16, synaptic=False):
+    """Linear -> Leaky or Synaptic (reset to zero, as NIR's) -> Linear, trained."""
     import snntorch
     from snntorch import utils
     from snntorch.export_nir import export_to_nir
 
     torch.manual_seed(seed)
     beta = 1 - SNNTORCH_DT / TAU_MEM  # export_nir writes tau = dt / (1 - beta)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(x.shape[-1], hidden),
-        # per neuron: export_to_nir infers the layer size from beta's shape
-        snntorch.Leaky(
-            beta=torch.full((hidden,), beta),
-            threshold=torch.ones(hidden),
-            init_hidden=True,
-            reset_mechanism="zero",
-        ),
-        torch.nn.Linear(hidden, 1),
+    # per neuron: export_to_nir infers the layer size from beta's shape
+    per_neuron = dict(
+        beta=torch.full((hidden,), beta),
+        threshold=torch.ones(hidden),
+        init_hidden=True,
+        reset_mechanism="zero",
+        # reset in the spike's step, as snnTorch's importer (and NIR) does;
+        # Synaptic's default (True) also drops the input of the next step
+        reset_delay=False,
     )
-    with torch.no_grad():  # strong enough to spike within a short run
-        net[0].weight.mul_(20.0)
-        net[0].bias.fill_(0.05)
+    if synaptic:  # a current with tau_syn = TAU_MEM / 2 (alpha = 1 - dt / tau)
+        alpha = 1 - 2 * SNNTORCH_DT / TAU_MEM
+        neurons = snntorch.Synaptic(alpha=torch.full((hidden,), alpha), **per_neuron)
+    else:
+        neurons = snntorch.Leaky(**per_neuron)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(x.shape[-1], hidden), neurons, torch.nn.Linear(hidden, 1)
+    )
+    # strong enough to spike within a short run, weaker than one spike a step
+    # (a synaptic current sums its inputs over about 1 / (1 - alpha) steps)
+    gain = 20.0 * (1 - alpha if synaptic else 1.0)
+    with torch.no_grad():
+        net[0].weight.mul_(gain)
+        net[0].bias.fill_(0.0025 * gain)
 
     def forward(inputs):
         utils.reset(net)
@@ -170,6 +180,9 @@ def main(argv=None):
     parser.add_argument("y", help=".npy output written (batch, n_steps, size_out)")
     parser.add_argument("--dt", type=float, default=0.001, help="Norse's time step")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--synaptic", action="store_true", help="train: snnTorch's Synaptic neurons"
+    )
     args = parser.parse_args(argv)
     # the peers print and log progress; keep stdout for the JSON summary
     logging.disable(logging.WARNING)
@@ -188,7 +201,7 @@ def main(argv=None):
                 summary["dt"] = args.dt
         else:
             if args.peer == "snntorch":
-                graph, y, losses = train_snntorch(x, args.seed)
+                graph, y, losses = train_snntorch(x, args.seed, synaptic=args.synaptic)
                 summary["dt"] = SNNTORCH_DT
             else:
                 graph, y, losses = train_norse(x, args.seed, args.dt)
