@@ -38,7 +38,7 @@ import pytest
 import pytest_nengo
 import tensorflow as tf
 
-from tests.nengo_dl_suite.plugin import _UpstreamSeeds, _upstream_nodeid
+from tests.nengo_dl_suite.plugin import _upstream_nodeid, _UpstreamSeeds
 from tests.nengo_suite.unsupported import NENGO_BUGS, UNSUPPORTED
 
 # pytest-allclose tolerances per test (node id patterns, as in an ini file): the
