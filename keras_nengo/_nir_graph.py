@@ -6,7 +6,7 @@ Pure functions over ``nir`` nodes that `keras_nengo._nir_import` builds on.
 import nir
 import numpy as np
 
-_FILTERS = (nir.LI, nir.I)
+FILTERS = (nir.LI, nir.I)
 
 
 def flatten(graph, prefix=""):
@@ -77,7 +77,7 @@ def one_tau(name, node, attr="tau"):
     tau = np.unique(np.asarray(getattr(node, attr), dtype=float))
     takes = (
         "synapse"
-        if attr == "tau_syn" or isinstance(node, _FILTERS)
+        if attr == "tau_syn" or isinstance(node, FILTERS)
         else ("LIF population")
     )
     if tau.size != 1:
@@ -102,7 +102,7 @@ def weight_of(node) -> np.ndarray:
     """The node's linear map as a matrix (out, in) or a vector (elementwise)."""
     if isinstance(node, nir.Scale):
         return flat(node.scale)
-    if isinstance(node, _FILTERS):
+    if isinstance(node, FILTERS):
         return flat(node.r)
     weight = np.asarray(node.weight, dtype=float)
     if weight.ndim != 2:

@@ -25,6 +25,7 @@ import nir
 import numpy as np
 
 from keras_nengo._nir_graph import (
+    FILTERS,
     compose,
     flat,
     flatten,
@@ -49,7 +50,6 @@ SUPPORTED = (
 )
 _SUPPORTED_NAMES = ", ".join(t.__name__ for t in SUPPORTED)
 _NEURONS = (nir.LIF, nir.IF, nir.CubaLIF)
-_FILTERS = (nir.LI, nir.I)
 
 
 class _Importer:
@@ -95,7 +95,7 @@ class _Importer:
         while changed:
             changed = False
             for name, node in self.nodes.items():
-                if sizes[name] != 1 or not isinstance(node, _NEURONS + _FILTERS):
+                if sizes[name] != 1 or not isinstance(node, _NEURONS + FILTERS):
                     continue
                 fed = [sizes[pred] for pred in self.preds[name] if sizes[pred] > 1]
                 if fed:
@@ -264,7 +264,7 @@ class _Importer:
             return ("neurons", self.out[name], *self._current(name))
         if isinstance(node, nir.Output):
             return ("output", name, None, None)
-        if isinstance(node, _FILTERS):
+        if isinstance(node, FILTERS):
             return (
                 "filter",
                 self.out[name],

@@ -322,6 +322,31 @@ def test_model_exports_its_outputs_and_what_feeds_them():
     assert all(b_ != "b" for _, b_ in graph_.edges)
 
 
+@pytest.mark.parametrize("separator", ["_", "."])
+def test_encoders_found_by_name_also_in_older_dotted_files(separator):
+    """Two weight nodes feed only `a`: its own encoders become the encoders."""
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node(np.zeros(2), label="stim")
+        a = nengo.Ensemble(4, 2, neuron_type=knir.nir_lif(), label="a")
+        nengo.Connection(stim, a, synapse=None)
+        nengo.Connection(stim, a.neurons, transform=np.ones((4, 2)), synapse=None)
+        nengo.Probe(a.neurons, label="spikes")
+    graph_ = knir.to_nir(net)
+    rename = {"a_encoders": f"a{separator}encoders"}
+    graph_ = nir.NIRGraph(
+        # the other weight node first: the name, not the order, decides
+        nodes=dict(
+            sorted(
+                ((rename.get(k, k), v) for k, v in graph_.nodes.items()),
+                reverse=True,
+            )
+        ),
+        edges=[(rename.get(s, s), rename.get(d, d)) for s, d in graph_.edges],
+    )
+    (ens,) = knir.from_nir(graph_).all_ensembles
+    assert_close(ens.encoders, graph_.nodes[f"a{separator}encoders"].weight)
+
+
 def test_import_needs_no_keras_nengo_seed_for_plain_network():
     assert isinstance(knir.to_nir(lif_network()), nir.NIRGraph)
 
