@@ -354,6 +354,16 @@ def in_functional_construction() -> bool:
     return keras_graph is not None and tf.compat.v1.get_default_graph() is keras_graph
 
 
+def in_xla_compilation() -> bool:
+    """True while tracing a function that XLA compiles (``jit_compile=True``)."""
+    from tensorflow.python.ops import control_flow_util
+
+    if tf.executing_eagerly():
+        return False
+    graph = tf.compat.v1.get_default_graph()
+    return bool(control_flow_util.GraphOrParentsInXlaContext(graph))
+
+
 _check_keras_tuner_mode()
 tf = _select_legacy_keras()
 nengo_dl = _import_nengo_dl()

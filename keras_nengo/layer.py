@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from keras_nengo import data as data_module
 from keras_nengo import saving
-from keras_nengo._compat import nengo_dl
+from keras_nengo._compat import in_xla_compilation, nengo_dl
 from keras_nengo.batching import run_in_chunks, run_padded
 from keras_nengo.naming import NameTable
 from keras_nengo.simulation import SUPPORTED_DTYPES, Simulation
@@ -322,6 +322,9 @@ class NengoLayer(StatefulLayerMixin, tf.keras.layers.Layer):
         return outputs[0] if len(outputs) == 1 else outputs
 
     def _simulate(self, fed, training, n_steps):
+        if in_xla_compilation():
+            # a Keras model with jit_compile=True around this layer
+            check_compilable(self, f"compile layer {self.name!r} with XLA", "XLA")
         first = next(iter(fed.values()), None)
         if first is not None and first.shape[0] == 0:
             # no rows, nothing to simulate (and no state to carry): as a Dense
@@ -410,3 +413,23 @@ def python_nodes(layer: NengoLayer) -> list:
         and not isinstance(node.output, nengo.Process)
         and not isinstance(node, nengo_dl.TensorNode)
     ]
+
+
+def check_compilable(layer: NengoLayer, action: str, runner: str) -> None:
+    """Raise if a Python Node function of ``layer`` blocks ``action``.
+
+    Raises
+    ------
+    ValueError
+        Naming the first Node whose Python function ``runner`` cannot run.
+    """
+    blocking = python_nodes(layer)
+    if blocking:
+        node = blocking[0]
+        raise ValueError(
+            f"Cannot {action}: Node {layer.names.name(node)!r} ({node}) runs a "
+            "Python function during the simulation (through tf.numpy_function), "
+            f"which {runner} cannot run. Compute it in TensorFlow with a "
+            "nengo_dl.TensorNode, or make it an input Node (size_in=0) and feed "
+            "its values as data."
+        )

@@ -19,7 +19,7 @@ from keras_nengo import data as data_module
 from keras_nengo import saving
 from keras_nengo._compat import nengo_dl
 from keras_nengo.jacobian_request import JacobianMixin
-from keras_nengo.layer import NengoLayer, python_nodes
+from keras_nengo.layer import NengoLayer, check_compilable
 from keras_nengo.model_data import ModelDataMixin
 from keras_nengo.simulation import SUPPORTED_DTYPES
 from keras_nengo.training import TrainStepMixin
@@ -344,16 +344,7 @@ class NengoModel(
         pass
 
     def _check_compilable(self, action, runner):
-        blocking = python_nodes(self.nengo_layer)
-        if blocking:
-            node = blocking[0]
-            raise ValueError(
-                f"Cannot {action}: Node {self.nengo_layer.names.name(node)!r} "
-                f"({node}) runs a Python function during the simulation (through "
-                f"tf.numpy_function), which {runner} cannot run. Compute it in "
-                "TensorFlow with a nengo_dl.TensorNode, or make it an input Node "
-                "(size_in=0) and feed its values as data."
-            )
+        check_compilable(self.nengo_layer, action, runner)
 
     def export(self, filepath, n_steps: int | None = None):
         """Write a SavedModel whose ``serve`` endpoint takes any batch size.

@@ -134,6 +134,14 @@ class StatefulLayerMixin:
             state = self._state.read()
             results, final = self._run(fed, rows, n_steps, training, state)
             self._state.write(final, n_steps)
+        if checks:
+            # outputs keep the batch size unknown, as their input's: a static
+            # size would let ops on their shape (a loss's gradient against
+            # targets of the size received) run, and fail, before the check
+            results = [
+                tf.compat.v1.placeholder_with_default(value, [None, *value.shape[1:]])
+                for value in results
+            ]
         return results
 
     @property

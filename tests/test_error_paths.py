@@ -44,9 +44,12 @@ def compiled(model, **kwargs):
 
 
 def functional(stateful=False):
-    # a stateful layer's batch size comes from the Input, as for Keras's RNNs
-    inputs = tf.keras.Input((None, 2), batch_size=4 if stateful else None)
+    inputs = tf.keras.Input((None, 2))
     layer = kn.NengoLayer(network(), stateful=stateful)
+    # a batch of unknown size while tracing runs minibatch_size rows; with
+    # Input(batch_size=4) Keras would fix the model's output shape itself, and
+    # its loss could fail on another size before the layer's check
+    layer.minibatch_size = 4
     return tf.keras.Model(inputs, layer(inputs))
 
 
@@ -305,6 +308,19 @@ def test_python_node_under_xla_is_refused_at_compile():
     with pytest.raises(ValueError, match=PYTHON_NODE):
         model.compile(optimizer="sgd", loss="mse", jit_compile=True)
     assert before is None
+
+
+@pytest.mark.parametrize("entry", ["predict", "evaluate", "fit"])
+def test_python_node_under_xla_in_functional_model(entry):
+    """Keras compiles a Functional model's functions itself: the layer refuses
+    while XLA traces it (Keras wraps the error in its "in user code" one)."""
+    inputs = tf.keras.Input((N_STEPS, 2))
+    model = tf.keras.Model(inputs, kn.NengoLayer(network(python_node=True))(inputs))
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.1), loss="mse", jit_compile=True)
+    model.optimizer.build(model.trainable_variables)
+    match = r"Cannot compile layer 'nengo_layer.*' with XLA: " + PYTHON_NODE
+    action = ENTRY_POINTS[entry]
+    assert_refused(model, lambda: action(model, X, Y), ValueError, match)
 
 
 def test_python_node_refused_by_export(tmp_path):
