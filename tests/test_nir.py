@@ -334,14 +334,9 @@ def test_encoders_found_by_name_also_in_older_dotted_files(separator):
     graph_ = knir.to_nir(net)
     rename = {"a_encoders": f"a{separator}encoders"}
     graph_ = nir.NIRGraph(
-        # the other weight node first: the name, not the order, decides
-        nodes=dict(
-            sorted(
-                ((rename.get(k, k), v) for k, v in graph_.nodes.items()),
-                reverse=True,
-            )
-        ),
-        edges=[(rename.get(s, s), rename.get(d, d)) for s, d in graph_.edges],
+        nodes={rename.get(k, k): v for k, v in graph_.nodes.items()},
+        # the other weight node's edge first: the name, not the order, decides
+        edges=[(rename.get(s, s), rename.get(d, d)) for s, d in graph_.edges][::-1],
     )
     (ens,) = knir.from_nir(graph_).all_ensembles
     assert_close(ens.encoders, graph_.nodes[f"a{separator}encoders"].weight)
