@@ -13,7 +13,9 @@ Checked against the importers of the releases on the registry: Norse 1.1
   ``CubaLIF``, ``IF``, ``Conv2d``, ``Flatten`` and ``SumPool2d``; any other
   node (``LI``, ``Scale``, ``I``) becomes a missing module and the run fails.
   Its ``CubaLIF`` adds ``v_leak`` to the synaptic current as well as to the
-  voltage, so only ``v_leak = 0`` means what NIR says.
+  voltage, so only ``v_leak = 0`` means what NIR says, and its ``IF`` steps
+  ``v += input`` (no ``dt``: not NIR's ``dv/dt = r I``), so keras_nengo does
+  not send it ``IF`` nodes.
 - snnTorch maps ``Affine``, ``Linear``, ``LIF``, ``CubaLIF``, ``IF``,
   ``Conv2d``, ``Flatten`` and ``AvgPool2d`` and steps every neuron with a
   fixed ``dt = 1e-4`` s; it refuses ``v_leak != 0`` and a ``CubaLIF`` whose

@@ -243,9 +243,9 @@ def from_nir(
     Parameters
     ----------
     graph : nir.NIRGraph
-        Made of Input, Output, Affine, Linear, Scale, LIF, LI, IF and I nodes
-        (nested NIRGraphs, as snnTorch writes recurrent layers, are inlined
-        with ``<subgraph>.<node>`` names).
+        Made of Input, Output, Affine, Linear, Scale, LIF, CubaLIF, LI, IF and
+        I nodes (nested NIRGraphs, as snnTorch writes recurrent layers, are
+        inlined with ``<subgraph>.<node>`` names).
     spike_area : float, optional
         Area of one NIR spike in Nengo units: 1 for NIR's Dirac-delta spikes
         (and `to_nir` graphs), the exporter's time step for graphs whose spikes
@@ -277,7 +277,9 @@ def from_nir(
         (the message names the node and its type).
     ValueError
         If a node's parameters have no Nengo equivalent (several time
-        constants in one node, ``v_threshold <= v_reset``, tau <= 0).
+        constants in one node, ``v_threshold <= v_reset``, tau <= 0, with
+        ``peer=`` a tau not above ``dt``), or ``peer`` or ``dt`` is not one
+        listed here.
 
     Examples
     --------
