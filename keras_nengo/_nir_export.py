@@ -148,7 +148,7 @@ class _Exporter:
         tau_syn = self._shared_synapse(ens) if kind == "LIF" else None
         peer_bias = self.peer is not None and self.approximate and np.any(bias != 0)
         if tau_syn is not None and peer_bias:
-            # exact, a CubaLIF holds biases as v_leak: the peers do not take it
+            # a CubaLIF holds biases as v_leak, which the peers do not take
             warnings.warn(
                 f"{ens} becomes a CubaLIF (its inputs share Lowpass({tau_syn})) "
                 f"and {self.peer.title} takes no v_leak: with approximate=True its "
