@@ -363,3 +363,15 @@ def test_keras_tuner_trial_reports_the_message(tmp_path):
     with pytest.raises(RuntimeError, match=r"consecutive failures") as info:
         tuner.search(x, Y, epochs=1, batch_size=4, verbose=0)
     assert re.search(match, str(info.value)), str(info.value)
+
+
+def test_nir_export_refusal_names_the_ensemble(models):
+    """The NIR door: what NIR cannot express is refused by name (the NIR tests
+    hold the other refusals)."""
+    pytest.importorskip("nir")
+    model = models["plain"]
+    match = (
+        r"<Ensemble 'ens'> cannot be exported to NIR exactly: its LIF has "
+        r"tau_ref=0\.002.*nir_lif\(tau_rc\).*approximate=True"
+    )
+    assert_refused(model, lambda: kn.nir.to_nir(model), ValueError, match)
