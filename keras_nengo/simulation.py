@@ -17,6 +17,7 @@ named variables and the Keras layers of TensorNodes.
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from keras_nengo._compat import nengo_dl
@@ -194,6 +195,23 @@ class Simulation:
     def initial_state(self, minibatch_size: int) -> dict:
         """The state a run starts from: ``{key: np.ndarray}``."""
         return dict(self._feeds[self.graph(minibatch_size)].initial_state)
+
+    def restart_processes(self):
+        """Restart the Processes NengoDL steps in Python, as they were built.
+
+        Processes without a TensorFlow builder (e.g. an Ensemble's noise) run
+        Python step functions that draw from one random stream per graph; the
+        stream and the functions are made anew, so that a run from the initial
+        state repeats the first run (as after ``nengo.Simulator.reset``).
+        """
+        for graph in self._post_built:
+            rng = np.random.RandomState(graph.seed)
+            for op_build in graph.op_builder.op_builds.values():
+                for builder in (op_build, getattr(op_build, "built_process", None)):
+                    config = getattr(builder, "config", None)
+                    if config is not None:
+                        builder.config = config._replace(rng=rng)
+            graph.build_post()
 
     def why_not_foldable(self, probes, training) -> str | None:
         """Why runs cannot fold time into the batch (see `keras_nengo.folding`)."""

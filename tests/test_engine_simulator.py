@@ -147,6 +147,23 @@ def test_reset_returns_to_time_zero_and_a_new_seed_draws_new_noise():
     assert not np.allclose(reseeded[1], first[1])
 
 
+def test_reset_replays_processes_run_in_the_graph():
+    """Ensemble noise (a Process NengoDL steps in Python) restarts on reset."""
+    with nengo.Network(seed=0) as net:
+        ens = nengo.Ensemble(10, 1, noise=nengo.processes.WhiteNoise(), label="ens")
+        probe = nengo.Probe(ens.neurons)
+    with kn.Simulator(net, seed=SEED) as sim:
+        sim.run_steps(20)
+        first = sim.data[probe]
+        sim.reset()
+        sim.run_steps(20)
+    with nengo_dl.Simulator(net, seed=SEED, progress_bar=False) as ref:
+        ref.run_steps(20)
+    assert first.max() > 0
+    assert_close(first, ref.data[probe], "weights32")
+    assert_close(sim.data[probe], first)
+
+
 def test_clear_probes_keeps_the_state():
     net = network(nengo.LIF())
     probe = net.p["out"]
