@@ -178,6 +178,11 @@ class StatefulLayerMixin:
             raise ValueError(self._batch_size_message(rows, int(batch)))
 
     def reset_states(self):
-        """Return to the initial simulation state and time 0 (``stateful=True``)."""
+        """Return to the initial simulation state and time 0 (``stateful=True``).
+
+        Processes that NengoDL steps in Python (Ensemble noise) restart their
+        random streams too, so a reset run replays the first one.
+        """
         if self._state is not None:
             self._state.reset()
+        self.simulation.restart_processes()

@@ -328,7 +328,6 @@ class Simulator:
             self.seed = self._layer.seed
         else:
             self._layer.reset_states()
-            self._layer.simulation.restart_processes()
         self.clear_probes()
         self._n_steps = 0
 

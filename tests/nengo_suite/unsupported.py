@@ -12,10 +12,6 @@ strict xfail so that a fixed Nengo shows up.
 """
 
 UNSUPPORTED = {
-    "nengo/tests/test_simulator.py::test_entry_point": (
-        "keras_nengo registers no 'nengo.backends' entry point in its package "
-        "metadata (yet)"
-    ),
     "nengo/tests/test_simulator.py::test_signal_init_values": (
         "steps a hand-built Model's operators and reads sim.signals: keras_nengo "
         "builds the network itself and keeps signals inside TensorFlow"
