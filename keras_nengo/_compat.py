@@ -407,6 +407,55 @@ def in_safe_mode() -> bool:
     return bool(serialization_lib.in_safe_mode())
 
 
+def variable_name(variable) -> str:
+    """A Keras variable's unique name: its ``path`` in Keras 3 (``name`` is only
+    its last piece there), its ``name`` without ``:0`` in tf-keras."""
+    return variable.path if KERAS_3 else variable.name.split(":")[0]
+
+
+def distribution_strategy(model):
+    """The ``tf.distribute`` strategy ``model`` was made under, or None."""
+    return model._distribute_strategy if KERAS_3 else model._distribution_strategy
+
+
+def compiled_loss(model):
+    """The loss ``compile`` set up, or None before ``compile(loss=...)``."""
+    return getattr(model, "_compile_loss", None) if KERAS_3 else model.compiled_loss
+
+
+def record_loss(model, x, y, loss):
+    """What Keras's own ``train_step`` does with the loss besides differentiating it.
+
+    Keras 3 logs ``loss`` from a tracker its ``train_step`` updates (not
+    ``compute_loss``); tf-keras checks that targets and loss were given.
+    """
+    if not KERAS_3:
+        model._validate_target_and_loss(y, loss)
+        return
+    from keras.src import losses, tree  # pylint: disable=import-outside-toplevel
+
+    first = next(value for value in tree.flatten(x) if value is not None)
+    model._loss_tracker.update_state(
+        losses.loss.unscale_loss_for_distribution(loss),
+        sample_weight=tf.shape(first)[0],
+    )
+
+
+def apply_gradients(optimizer, gradients, variables):
+    """``optimizer.apply_gradients`` of gradients already summed over replicas."""
+    if KERAS_3:
+        # Keras 3's optimizers take no aggregation option
+        optimizer.apply_gradients(zip(gradients, variables))
+    elif isinstance(optimizer, tf.keras.optimizers.legacy.Optimizer):
+        optimizer.apply_gradients(
+            zip(gradients, variables), experimental_aggregate_gradients=False
+        )
+    else:
+        optimizer.apply_gradients(
+            zip(gradients, variables), skip_gradients_aggregation=True
+        )
+
+
 def register_serializable(cls):
     """Register ``cls`` under ``keras_nengo>`` with the user's Keras."""
     return keras.saving.register_keras_serializable(package="keras_nengo")(cls)
