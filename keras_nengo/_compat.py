@@ -106,7 +106,6 @@ def _select_keras():
     """
     user_value = os.environ.get("TF_USE_LEGACY_KERAS")
     legacy = user_value in _LEGACY_KERAS_ON
-    tf_imported_without_legacy_keras = "tensorflow" in sys.modules and not legacy
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     # honour TF_CPP_MIN_LOG_LEVEL (unless the user asked for everything, 0) for
@@ -134,11 +133,12 @@ def _select_keras():
             "before starting Python (or before importing tensorflow), or unset "
             "it to use Keras 3."
         )
-    if tf_imported_without_legacy_keras:
-        # set meanwhile: TensorFlow fixes where the *module* ``tensorflow.keras``
-        # comes from when it is imported (Keras 3 then), while the attribute
-        # ``tf.keras`` resolves on first use (tf-keras, checked above).
-        # keras-tuner does `from tensorflow.keras import *`: make both tf-keras.
+    if not getattr(tf, "_tf_uses_legacy_keras", True):
+        # TensorFlow was imported before TF_USE_LEGACY_KERAS=1 was set: it fixes
+        # where the *module* ``tensorflow.keras`` comes from when it is imported
+        # (Keras 3 then), while the attribute ``tf.keras`` resolves on first use
+        # (tf-keras, checked above). keras-tuner does
+        # `from tensorflow.keras import *`: make both tf-keras.
         sys.modules.setdefault("tensorflow.keras", importlib.import_module(_TF_KERAS_API))
     return tf, False
 

@@ -251,3 +251,44 @@ def test_keras_file_in_a_fresh_process_honours_safe_mode(rng, tmp_path):
         expected = np.load({str(tmp_path / "predicted.npy")!r})
         np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-6)
         """)
+
+
+# --- NengoModel as a keras.Model -------------------------------------------------
+
+
+@keras3
+def test_nengo_model_fit_evaluate_predict_match_references(rng):
+    import keras  # pylint: disable=import-outside-toplevel
+
+    net = two_d_network()
+    model = kn.NengoModel(net, outputs=[net.probes[0]], gradient_norms=True)
+    x = rng.uniform(-1, 1, size=(4, N_STEPS, 2)).astype("float32")
+    y = rng.uniform(-1, 1, size=(4, N_STEPS, 2)).astype("float32")
+    learning_rate = 0.01
+
+    assert isinstance(model, keras.Model)
+    (expected,) = nengo_dl_predict(net, model.nengo_layer, x)
+    assert_close(model.predict(x, verbose=0), expected, kind="float32")
+
+    named = model.named_weights
+    before = {name: variable.numpy() for name, variable in named.items()}
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
+    gradients = tape.gradient(loss, named)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate), loss="mse")
+    logs = model.fit(x, y, batch_size=len(x), shuffle=False, verbose=0).history
+
+    assert_close(logs["loss"][0], float(loss), kind="weights32")
+    assert sorted(named) == ["sub.ens_to_out/weights", "sub/ens/bias", "sub/ens/encoders"]
+    for name, variable in named.items():
+        gradient = gradients[name].numpy()
+        assert np.abs(gradient).max() > 0, name
+        assert_close(logs[f"grad_norm/{name}"][0], np.linalg.norm(gradient), "weights32")
+        assert_close(variable.numpy(), before[name] - learning_rate * gradient, "weights32")
+    # evaluate: the compiled loss of the trained weights, in inference mode
+    predicted = model.predict(x, verbose=0)
+    assert_close(
+        model.evaluate(x, y, batch_size=len(x), verbose=0),
+        np.mean((predicted - y) ** 2),
+        kind="weights32",
+    )

@@ -1,6 +1,7 @@
 """Saving, loading and serving: .keras files in fresh processes, SavedModel export."""
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -23,7 +24,12 @@ def run_python(code, *args, timeout=300):
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"},
+        env={
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "PATH": "/usr/bin:/bin",
+            # the Keras of this process (the file's), which conftest.py chose
+            "TF_USE_LEGACY_KERAS": os.environ["TF_USE_LEGACY_KERAS"],
+        },
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
