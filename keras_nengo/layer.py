@@ -18,9 +18,9 @@ import nengo  # noqa: E402  (after _compat so that nengo_dl is patched first)
 import numpy as np
 import tensorflow as tf
 
+from keras_nengo import _compat
 from keras_nengo import data as data_module
 from keras_nengo import saving
-from keras_nengo import _compat
 from keras_nengo._compat import in_xla_compilation, keras, nengo_dl
 from keras_nengo.batching import run_in_chunks, run_padded
 from keras_nengo.naming import NameTable

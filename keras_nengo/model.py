@@ -15,9 +15,9 @@ import warnings
 import nengo
 import tensorflow as tf
 
+from keras_nengo import _compat
 from keras_nengo import data as data_module
 from keras_nengo import saving
-from keras_nengo import _compat
 from keras_nengo._compat import keras, set_untracked
 from keras_nengo.jacobian_request import JacobianMixin
 from keras_nengo.layer import NengoLayer, check_compilable

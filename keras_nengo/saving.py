@@ -23,6 +23,7 @@ import os
 import pickle
 
 import cloudpickle
+
 from keras_nengo import _compat
 
 #: marks the format of a serialized network in a config

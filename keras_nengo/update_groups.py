@@ -48,7 +48,9 @@ ELEMENTWISE = tuple(
 def why_not_grouped(optimizer) -> str | None:
     """Why ``optimizer`` must update the named variables one by one, or None."""
     if KERAS_3:
-        return "Keras 3's optimizers update Keras variables only, not a flat tf.Variable"
+        return (
+            "Keras 3's optimizers update Keras variables only, not a flat tf.Variable"
+        )
     if type(optimizer) not in ELEMENTWISE:
         return (
             f"{type(optimizer).__name__} is not one of the element-wise "

@@ -15,7 +15,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Keras 3.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-import keras_nengo  # noqa: E402,F401  isort: skip  (before TensorFlow resolves tf.keras)
+# before TensorFlow resolves tf.keras
+import keras_nengo  # noqa: E402,F401  isort: skip
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402

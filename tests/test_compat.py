@@ -4,14 +4,10 @@ conftest.py imports keras_nengo before this module imports keras_tuner,
 tensorflow and nengo_dl, the order the compatibility layer requires.
 """
 
-import builtins
 import importlib
-import json
 import os
-import pathlib
 import subprocess
 import sys
-import textwrap
 import types
 import warnings
 
@@ -32,6 +28,7 @@ from nengo.utils.filter_design import cont2discrete, tf2ss
 import keras_nengo
 from keras_nengo import _compat
 from keras_nengo._compat import nengo_dl
+
 
 def lmu_system(order=256, theta=1000.0):
     """Continuous (A, B, C, D) of a Legendre Memory Unit, as NengoDL's LMU

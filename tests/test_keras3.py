@@ -231,7 +231,9 @@ def test_keras_file_in_a_fresh_process_honours_safe_mode(rng, tmp_path):
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "predicted.npy", model.predict(x, verbose=0))
     weights = {name: v.numpy() for name, v in layer.named_variables.items()}
-    np.savez(tmp_path / "weights.npz", **{k.replace("/", "|"): w for k, w in weights.items()})
+    np.savez(
+        tmp_path / "weights.npz", **{k.replace("/", "|"): w for k, w in weights.items()}
+    )
 
     with pytest.raises(ValueError, match="safe_mode refuses it.*safe_mode=False"):
         run_in_fresh_python(f"""
@@ -246,7 +248,8 @@ def test_keras_file_in_a_fresh_process_honours_safe_mode(rng, tmp_path):
         assert isinstance(layer, kn.NengoLayer), type(layer)
         weights = np.load({str(tmp_path / "weights.npz")!r})
         for name, variable in layer.named_variables.items():
-            np.testing.assert_array_equal(variable.numpy(), weights[name.replace("/", "|")])
+            expected = weights[name.replace("/", "|")]
+            np.testing.assert_array_equal(variable.numpy(), expected)
         x = np.load({str(tmp_path / "x.npy")!r})
         expected = np.load({str(tmp_path / "predicted.npy")!r})
         np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-6)
@@ -279,12 +282,20 @@ def test_nengo_model_fit_evaluate_predict_match_references(rng):
     logs = model.fit(x, y, batch_size=len(x), shuffle=False, verbose=0).history
 
     assert_close(logs["loss"][0], float(loss), kind="weights32")
-    assert sorted(named) == ["sub.ens_to_out/weights", "sub/ens/bias", "sub/ens/encoders"]
+    assert sorted(named) == [
+        "sub.ens_to_out/weights",
+        "sub/ens/bias",
+        "sub/ens/encoders",
+    ]
     for name, variable in named.items():
         gradient = gradients[name].numpy()
         assert np.abs(gradient).max() > 0, name
-        assert_close(logs[f"grad_norm/{name}"][0], np.linalg.norm(gradient), "weights32")
-        assert_close(variable.numpy(), before[name] - learning_rate * gradient, "weights32")
+        assert_close(
+            logs[f"grad_norm/{name}"][0], np.linalg.norm(gradient), "weights32"
+        )
+        assert_close(
+            variable.numpy(), before[name] - learning_rate * gradient, "weights32"
+        )
     # evaluate: the compiled loss of the trained weights, in inference mode
     predicted = model.predict(x, verbose=0)
     assert_close(
