@@ -279,6 +279,14 @@ class NengoModel(
         x, _ = self._prepare(x, None, batch_size)
         return super().predict(x, batch_size=batch_size, **kwargs)
 
+    def reset_states(self):
+        """Return to the initial simulation state and time 0 (``stateful=True``).
+
+        tf-keras's ``Model.reset_states`` did this for every layer; Keras 3's
+        models have no such method.
+        """
+        self.nengo_layer.reset_states()
+
     # -- saving and serving -------------------------------------------------------
 
     def save(self, filepath, overwrite=True, **kwargs):

@@ -303,3 +303,21 @@ def test_nengo_model_fit_evaluate_predict_match_references(rng):
         np.mean((predicted - y) ** 2),
         kind="weights32",
     )
+
+
+@keras3
+def test_stateful_nengo_model_runs_on_and_resets(rng):
+    net = two_d_network()
+    model = kn.NengoModel(net, outputs=[net.probes[0]], stateful=True)
+    x = rng.uniform(-1, 1, size=(2, N_STEPS, 2)).astype("float32")
+
+    first = model.predict(x, batch_size=2, verbose=0)
+    second = model.predict(x, batch_size=2, verbose=0)
+    model.reset_states()
+    again = model.predict(x, batch_size=2, verbose=0)
+
+    # the reference: one run of both calls' steps, from the initial state
+    (expected,) = nengo_dl_predict(net, model.nengo_layer, np.concatenate([x, x], 1))
+    assert_close(first, expected[:, :N_STEPS], kind="float32")
+    assert_close(second, expected[:, N_STEPS:], kind="float32")
+    assert_close(again, first, kind="float32")
