@@ -46,7 +46,8 @@ def test_in_a_keras3_process():
         check=False,
     )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
-    assert " passed" in result.stdout and " skipped" in result.stdout
+    # every test ran there (none skipped for want of Keras 3)
+    assert " passed" in result.stdout and "skipped" not in result.stdout
 
 
 def two_d_network():
