@@ -13,6 +13,7 @@ process instead, so that the default run covers them too.
 import os
 import subprocess
 import sys
+import textwrap
 
 import keras_tuner
 import nengo
@@ -322,3 +323,50 @@ def test_stateful_nengo_model_runs_on_and_resets(rng):
     assert_close(first, expected[:, :N_STEPS], kind="float32")
     assert_close(second, expected[:, N_STEPS:], kind="float32")
     assert_close(again, first, kind="float32")
+
+
+@keras3
+def test_fit_and_predict_equal_those_of_tf_keras(rng, tmp_path):
+    import keras  # pylint: disable=import-outside-toplevel
+
+    # the same code in both Kerases: here (Keras 3), and in a tf-keras process;
+    # SGD, whose update is the same arithmetic in both (their RMSprop divides
+    # by a square root where the other multiplies by its inverse, which spike
+    # timing then amplifies to 1e-5 after a few steps)
+    code = f"""
+        import numpy as np
+        import keras_nengo as kn
+        from keras_nengo._compat import keras
+        from test_keras3 import two_d_network
+        net = two_d_network()
+        model = kn.NengoModel(net, outputs=[net.probes[0]])
+        model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+        data = np.load({str(tmp_path / "data.npz")!r})
+        x, y = data["x"], data["y"]
+        model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+        np.savez(
+            {str(tmp_path / "tf_keras.npz")!r},
+            predicted=model.predict(x, verbose=0),
+            **{{
+                k.replace("/", "|"): v.numpy()
+                for k, v in model.named_weights.items()
+            }},
+        )
+        """
+    x = rng.uniform(-1, 1, size=(8, N_STEPS, 2)).astype("float32")
+    np.savez(tmp_path / "data.npz", x=x, y=np.sin(x))
+    run_in_fresh_python(
+        f"import sys; sys.path.insert(0, {str(REPO_ROOT / 'tests')!r})\n"
+        + textwrap.dedent(code),
+        TF_USE_LEGACY_KERAS="1",
+    )
+    tf_keras_run = np.load(tmp_path / "tf_keras.npz")
+
+    net = two_d_network()
+    model = kn.NengoModel(net, outputs=[net.probes[0]])
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+    model.fit(x, np.sin(x), batch_size=4, epochs=2, shuffle=False, verbose=0)
+
+    assert_close(model.predict(x, verbose=0), tf_keras_run["predicted"])
+    for name, variable in model.named_weights.items():
+        assert_close(variable.numpy(), tf_keras_run[name.replace("/", "|")])
