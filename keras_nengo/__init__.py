@@ -1,8 +1,9 @@
-"""keras_nengo: Nengo networks as first-class tf-keras models.
+"""keras_nengo: Nengo networks as first-class Keras models.
 
-Import it before TensorFlow, Keras, NengoDL or keras_tuner: it selects tf-keras
-(Keras 2) for ``tf.keras`` and makes NengoDL 3.6.0 and keras-tuner work on the
-current stack (see ``keras_nengo._compat``).
+Its layers and models belong to the Keras the process uses: Keras 3, or
+tf-keras where ``TF_USE_LEGACY_KERAS=1`` is set. Import it before NengoDL: it
+runs NengoDL 3.6.0 on tf-keras inside either, and makes it and keras-tuner
+work on the current stack (see ``keras_nengo._compat``).
 """
 
 from keras_nengo import _compat  # noqa: F401  (must run before anything else)

@@ -1,46 +1,64 @@
 """Everything keras_nengo knows about versions of its dependencies.
 
 keras_nengo runs NengoDL 3.6.0 (written for TF 2.3-2.11, Keras 2, Nengo 3) on
-TensorFlow >= 2.16 with tf-keras, Nengo 4 and NumPy 2. This module is the only
-place that deals with that gap:
+TensorFlow >= 2.16, Nengo 4 and NumPy 2, under either Keras the process uses.
+This module is the only place that deals with those gaps:
 
-- it selects Keras 2 (``TF_USE_LEGACY_KERAS=1``) before TensorFlow resolves
-  ``tf.keras`` (also when TensorFlow itself was imported first, as isort orders
-  imports), and refuses to continue if ``tf.keras`` is already Keras 3;
-- it imports NengoDL with ``keras`` temporarily resolving to tf-keras, so that
-  NengoDL's ``keras.engine.functional`` and ``keras.layers.BatchNormalizationV1``
-  imports find tf-keras's classes (Keras 3 stays untouched for everyone else);
-- it imports keras-tuner the same way, so that it runs in its tf.keras mode and
-  accepts tf-keras models, and refuses to continue if keras-tuner was already
-  imported in its Keras 3 mode;
-- it mends what NengoDL 3.6.0 and Nengo 4.1 get wrong with Nengo 4 and NumPy 2
-  (`_fix_linear_filter_builder`, `_fix_vendored_scipy`);
-- on a machine without GPU hardware it keeps the CUDA runtime's start-up
-  error line and NengoDL's "No GPU support detected" warning off the terminal
-  (`_quiet_no_gpu_warning`).
+- **Which Keras.** keras_nengo follows Keras's own convention and does not
+  choose: with ``TF_USE_LEGACY_KERAS=1`` (set before ``tf.keras`` is first
+  used), ``tf.keras`` is tf-keras (Keras 2) and so is keras_nengo; without it,
+  ``tf.keras`` and ``import keras`` are Keras 3 (TensorFlow backend) and
+  `NengoLayer` is a ``keras.Layer``. `keras` is the chosen one, `KERAS_3` says
+  which it is; everything user-facing in keras_nengo goes through them.
+- **NengoDL stays on tf-keras.** NengoDL's ``TensorGraph`` is a tf-keras layer
+  and its code calls ``tf.keras`` at run time. It is imported while ``keras``
+  resolves to tf-keras (for its ``keras.engine.functional`` and
+  ``keras.layers.BatchNormalizationV1`` imports) and, under Keras 3, while
+  ``tensorflow`` resolves to `TensorFlowWithTfKeras`: each NengoDL module's
+  ``tf`` is then TensorFlow with ``tf.keras`` (and ``tf.losses``,
+  ``tf.optimizers``, ...) being tf-keras. The user's ``tf.keras`` and
+  ``keras`` are not changed; nothing of NengoDL's is a Keras 3 object, since
+  keras_nengo's layer owns its variables and feeds NengoDL's graph tensors.
+- keras-tuner is imported in the mode matching the chosen Keras (its tf.keras
+  mode under tf-keras, refusing to continue if it was already imported in its
+  Keras 3 mode).
+- Where the two Kerases' APIs differ for a layer (variables, tracking, output
+  shapes, dtypes in configs, serialization), the functions at the end of this
+  module hide the difference.
+- It mends what NengoDL 3.6.0 and Nengo 4.1 get wrong with Nengo 4 and NumPy 2
+  (`keras_nengo._nengo4_fixes`) and, on a machine without GPU hardware, keeps
+  the CUDA runtime's start-up line and NengoDL's "No GPU support detected"
+  warning off the terminal (`_quiet_no_gpu_warning`).
 
-Importing it has these effects only; it exports ``tf``, ``nengo_dl`` and
-``keras_tuner`` for the rest of keras_nengo.
+Importing it has these effects only; it exports ``tf``, ``keras``,
+``tf_keras``, ``KERAS_3``, ``nengo_dl`` and ``keras_tuner`` for the rest of
+keras_nengo.
 """
 
 import contextlib
-import functools
-import glob
 import importlib
 import os
-import subprocess
 import sys
 import types
 import warnings
 
-import numpy as np
+from keras_nengo import _nengo4_fixes
+from keras_nengo._quiet import (  # noqa: F401  (native_stderr_to_devnull: cli)
+    _could_have_gpu,
+    _gpu_check_without_subprocess,
+    _gpu_hardware_present,
+    _quiet_no_gpu_warning,
+    native_stderr_to_devnull,
+)
 
 # Values of TF_USE_LEGACY_KERAS for which TensorFlow routes tf.keras to tf-keras.
 _LEGACY_KERAS_ON = ("true", "True", "1")
+# tf-keras's API module, which tf.keras is in legacy mode
+_TF_KERAS_API = "tf_keras.api._v2.keras"
 
 
-def _check_keras_tuner_mode():
-    """Raise if keras_tuner was already imported in its Keras 3 mode.
+def _check_keras_tuner_mode(keras_3):
+    """Raise if keras_tuner was imported in the mode of the other Keras.
 
     keras-tuner picks its mode once, at import, from the ``keras`` package it
     finds (Keras 3 on TF >= 2.16); in that mode it rejects tf-keras models.
@@ -48,53 +66,30 @@ def _check_keras_tuner_mode():
     import order.
     """
     config = sys.modules.get("keras_tuner.src.backend.config")
-    if config is None or not config.multi_backend():
+    if keras_3 or config is None or not config.multi_backend():
         return
     raise RuntimeError(
         "keras_tuner was imported before keras_nengo, so it runs in its Keras 3 "
-        "mode and rejects tf-keras models such as keras_nengo's. Received: "
-        f"keras_tuner using keras {config.keras.version()}. Expected: keras_tuner "
-        "in its tf.keras mode. Fix: put `import keras_nengo` before "
-        "`import keras_tuner` (setting TF_USE_LEGACY_KERAS does not change "
-        "keras_tuner's mode)."
+        "mode and rejects tf-keras models, which TF_USE_LEGACY_KERAS=1 makes "
+        "keras_nengo's. Received: keras_tuner using keras "
+        f"{config.keras.version()}. Expected: keras_tuner in its tf.keras mode. "
+        "Fix: put `import keras_nengo` before `import keras_tuner` (setting "
+        "TF_USE_LEGACY_KERAS does not change keras_tuner's mode), or unset "
+        "TF_USE_LEGACY_KERAS to use Keras 3."
     )
 
 
-@contextlib.contextmanager
-def native_stderr_to_devnull():
-    """Point the C-level stderr (fd 2) to /dev/null while the block runs.
-
-    TensorFlow's C++ code logs a few lines while it loads (oneDNN, CUDA stubs)
-    before its logging reads ``TF_CPP_MIN_LOG_LEVEL``, and one more when the
-    first op initialises the devices. Python exceptions are unaffected.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(devnull)
-        os.close(saved)
-
-
-def _select_legacy_keras():
-    """Make ``tf.keras`` resolve to tf-keras (Keras 2) and return ``tf``.
+def _select_keras():
+    """Import TensorFlow quietly; return ``(tf, keras_3)`` for the user's Keras.
 
     Raises
     ------
     ImportError
-        If ``tf.keras`` is Keras 3 even so: it was resolved before this module
-        ran, or the user set ``TF_USE_LEGACY_KERAS`` to a false value.
+        If ``TF_USE_LEGACY_KERAS`` asks for tf-keras but ``tf.keras`` was
+        resolved to Keras 3 before it was set.
     """
     user_value = os.environ.get("TF_USE_LEGACY_KERAS")
-    tf_imported_without_legacy_keras = (
-        "tensorflow" in sys.modules and user_value not in _LEGACY_KERAS_ON
-    )
-    # setdefault: an explicit user choice is reported below, not overridden.
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    legacy = user_value in _LEGACY_KERAS_ON
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     # honour TF_CPP_MIN_LOG_LEVEL (unless the user asked for everything, 0) for
@@ -111,29 +106,27 @@ def _select_legacy_keras():
             tf.config.list_physical_devices("GPU")
 
     keras_module = tf.keras.Model.__module__
-    if keras_module.startswith("tf_keras"):
-        if tf_imported_without_legacy_keras:
-            # TensorFlow fixes where the *module* ``tensorflow.keras`` comes from
-            # when it is imported (Keras 3 here), while the attribute ``tf.keras``
-            # resolves on first use (tf-keras, checked above). keras-tuner does
-            # `from tensorflow.keras import *`: make both mean tf-keras.
-            sys.modules.setdefault(
-                "tensorflow.keras", importlib.import_module("tf_keras.api._v2.keras")
-            )
-        return tf
-
-    if user_value is None or user_value in _LEGACY_KERAS_ON:
-        cause = "TensorFlow resolved tf.keras before keras_nengo was imported"
-        fix = "put `import keras_nengo` before importing tensorflow or keras"
-    else:
-        cause = f"TF_USE_LEGACY_KERAS={user_value!r} makes TensorFlow use Keras 3"
-        fix = "set TF_USE_LEGACY_KERAS=1 (or unset it) before starting Python"
-    raise ImportError(
-        f"keras_nengo needs tf.keras to be tf-keras (Keras 2), but it is Keras 3: "
-        f"{cause}. Received: tf.keras.Model from {keras_module!r}, "
-        f"TF_USE_LEGACY_KERAS={user_value!r} before keras_nengo was imported. "
-        f"Expected: tf.keras.Model from 'tf_keras'. Fix: {fix}."
-    )
+    if not keras_module.startswith("tf_keras"):
+        if not legacy:
+            return tf, True
+        raise ImportError(
+            "TF_USE_LEGACY_KERAS=1 asks for tf-keras (Keras 2), but tf.keras is "
+            "Keras 3: TensorFlow resolved tf.keras before the variable was set. "
+            f"Received: tf.keras.Model from {keras_module!r}. Expected: "
+            "tf.keras.Model from 'tf_keras'. Fix: set TF_USE_LEGACY_KERAS=1 "
+            "before starting Python (or before importing tensorflow), or unset "
+            "it to use Keras 3."
+        )
+    if not getattr(tf, "_tf_uses_legacy_keras", True):
+        # TensorFlow was imported before TF_USE_LEGACY_KERAS=1 was set: it fixes
+        # where the *module* ``tensorflow.keras`` comes from when it is imported
+        # (Keras 3 then), while the attribute ``tf.keras`` resolves on first use
+        # (tf-keras, checked above). keras-tuner does
+        # `from tensorflow.keras import *`: make both tf-keras.
+        sys.modules.setdefault(
+            "tensorflow.keras", importlib.import_module(_TF_KERAS_API)
+        )
+    return tf, False
 
 
 @contextlib.contextmanager
@@ -161,6 +154,13 @@ def _keras_is_tf_keras():
         "keras.engine.functional": functional,
         "keras.layers": keras_layers,
     }
+    with _modules_replaced(replacements):
+        yield
+
+
+@contextlib.contextmanager
+def _modules_replaced(replacements):
+    """Let ``sys.modules`` hold ``replacements`` while the block runs."""
     saved = {name: sys.modules.get(name) for name in replacements}
     sys.modules.update(replacements)
     try:
@@ -173,53 +173,36 @@ def _keras_is_tf_keras():
                 sys.modules[name] = module
 
 
-def _gpu_hardware_present():
-    """True when the machine has a CUDA or ROCm GPU driver's device nodes."""
-    return bool(glob.glob("/dev/nvidia[0-9]*") or glob.glob("/dev/kfd"))
+class TensorFlowWithTfKeras(types.ModuleType):
+    """``tensorflow`` whose Keras is tf-keras: the ``tf`` of NengoDL's modules.
 
-
-def _could_have_gpu():
-    """False when no GPU can be visible to TensorFlow, without initialising it."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
-    if not tf.test.is_built_with_cuda() and not tf.test.is_built_with_rocm():
-        return False
-    return _gpu_hardware_present()
-
-
-@contextlib.contextmanager
-def _gpu_check_without_subprocess():
-    """Answer NengoDL's import-time GPU check in-process when there is no GPU.
-
-    ``nengo_dl.utils`` starts a second Python that imports TensorFlow just to
-    list GPUs (doing it in-process would initialise the devices too early),
-    which adds several seconds to every import. Without a CUDA/ROCm build or
-    a GPU device node the answer is known to be "no GPU"; otherwise the
-    subprocess runs as NengoDL intends.
+    TensorFlow's ``tf.keras``, ``tf.losses``, ``tf.metrics``, ``tf.optimizers``
+    and ``tf.initializers`` resolve to the Keras the process chose (Keras 3
+    unless ``TF_USE_LEGACY_KERAS=1``); here they are tf-keras's, and every other
+    name is TensorFlow's own.
     """
-    original = subprocess.call
 
-    def call(args, *rest, **kwargs):
-        command = args[-1] if isinstance(args, (list, tuple)) and args else ""
-        if (
-            isinstance(command, str)
-            and "list_physical_devices('GPU')" in command
-            and not _could_have_gpu()
-        ):
-            return 1  # the child's exit status for "no GPU"
-        return original(args, *rest, **kwargs)
+    def __init__(self, tf):
+        super().__init__("tensorflow")
+        self._tensorflow = tf
+        self.keras = importlib.import_module(_TF_KERAS_API)
+        for name in ("losses", "metrics", "optimizers", "initializers"):
+            setattr(self, name, getattr(self.keras, name))
 
-    subprocess.call = call
-    try:
-        yield
-    finally:
-        subprocess.call = original
+    def __getattr__(self, name):
+        return getattr(self._tensorflow, name)
 
 
-def _import_nengo_dl():
+def _import_nengo_dl(keras_3):
     if "nengo_dl" in sys.modules:
         return sys.modules["nengo_dl"]
-    with _keras_is_tf_keras(), _gpu_check_without_subprocess(), warnings.catch_warnings():
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_keras_is_tf_keras())
+        if keras_3:
+            # each NengoDL module's `import tensorflow as tf` binds the proxy
+            stack.enter_context(_modules_replaced({"tensorflow": nengo_dl_tf}))
+        stack.enter_context(_gpu_check_without_subprocess())
+        stack.enter_context(warnings.catch_warnings())
         # NengoDL 3.6.0 warns that it was only tested up to Nengo 3.2; running it
         # on Nengo 4 is exactly what this module makes work.
         warnings.filterwarnings(
@@ -227,118 +210,26 @@ def _import_nengo_dl():
         )
         import nengo_dl  # pylint: disable=import-outside-toplevel
 
+    if not issubclass(nengo_dl.tensor_graph.TensorGraph, tf_keras.layers.Layer):
+        raise ImportError(
+            "NengoDL was imported before keras_nengo, in a process whose tf.keras "
+            "is Keras 3, so NengoDL's layers are not tf-keras layers and cannot "
+            "run. Received: nengo_dl.TensorGraph based on "
+            f"{nengo_dl.tensor_graph.TensorGraph.__mro__[1]!r}. Expected: a "
+            "tf-keras layer. Fix: put "
+            "`import keras_nengo` before `import nengo_dl`."
+        )
     return nengo_dl
 
 
-def _quiet_no_gpu_warning():
-    """Drop ``nengo_dl.Simulator``'s "No GPU support detected" warning where
-    the machine has no GPU at all.
-
-    NengoDL warns on every Simulator it builds without a GPU, to point to
-    TensorFlow's GPU set-up; on a machine without GPU hardware there is
-    nothing to set up. Where GPU hardware exists the warning stays, since
-    there it means TensorFlow cannot use it.
-    """
-    if _gpu_hardware_present():
-        return
-    simulator = sys.modules["nengo_dl.simulator"].Simulator
-    nengo_dl_init = simulator.__init__
-
-    @functools.wraps(nengo_dl_init)
-    def __init__(self, *args, **kwargs):
-        with warnings.catch_warnings():
-            warnings.filterwarnings(
-                "ignore", message="No GPU support detected", category=UserWarning
-            )
-            nengo_dl_init(self, *args, **kwargs)
-
-    simulator.__init__ = __init__
-
-
-def _import_keras_tuner():
-    if "keras_tuner" in sys.modules:
-        return sys.modules["keras_tuner"]
+def _import_keras_tuner(keras_3):
+    if "keras_tuner" in sys.modules or keras_3:
+        # Keras 3: keras-tuner's own choice (its Keras 3 mode) is the right one
+        return importlib.import_module("keras_tuner")
     with _keras_is_tf_keras():
         import keras_tuner  # pylint: disable=import-outside-toplevel
 
     return keras_tuner
-
-
-class _NumpyWithRemovedFunctions(types.ModuleType):
-    """``numpy``, plus the functions NumPy 2 removed that Nengo's vendored SciPy
-    code still calls (``in1d``: removed in 2.4; ``find_common_type``: in 2.0).
-
-    Used as the ``np`` of those vendored modules only; the real ``numpy`` module
-    is not modified.
-    """
-
-    def __getattr__(self, name):
-        return getattr(np, name)
-
-    @staticmethod
-    def in1d(ar1, ar2, assume_unique=False, invert=False):
-        """``np.in1d``, as NumPy documented it: ``np.isin(...).ravel()``."""
-        return np.isin(ar1, ar2, assume_unique=assume_unique, invert=invert).ravel()
-
-    @staticmethod
-    def find_common_type(array_types, scalar_types):
-        """``np.find_common_type`` for the vendored callers, which pass no
-        scalar types (NumPy's documented replacement is ``np.result_type``)."""
-        return np.result_type(*array_types, *scalar_types)
-
-
-def _fix_vendored_scipy():
-    """Let Nengo's vendored ``expm`` run on NumPy 2.
-
-    ``nengo.LinearFilter`` discretizes analog filters with ``cont2discrete``,
-    which calls Nengo's vendored copy of SciPy's ``expm``. For matrices with 200
-    or more states (e.g. an LMU memory) that estimates 1-norms, calling
-    ``np.in1d`` and ``np.find_common_type``, both removed from NumPy 2.
-    """
-    # pylint: disable=import-outside-toplevel
-    from nengo._vendor.scipy.sparse import (
-        linalg_expm,
-        linalg_interface,
-        linalg_onenormest,
-    )
-
-    numpy_with_removed_functions = _NumpyWithRemovedFunctions("numpy")
-    for module in (linalg_expm, linalg_interface, linalg_onenormest):
-        module.np = numpy_with_removed_functions
-
-
-def _fix_linear_filter_builder():
-    """Give NengoDL's ``LinearFilter`` builder the step shapes of Nengo 3.
-
-    Nengo 4's filter steps reshape the passthrough ``D`` from ``(1,)`` to
-    ``(1, 1)``. NengoDL 3.6.0's ``LinearFilterBuilder.build_pre`` indexes ``D``
-    as a vector, so building a filter with a passthrough (``NoX``, ``General``
-    steps: any ``LinearFilter`` whose numerator is as long as its denominator)
-    fails its shape assertions. Its ``A``, ``B`` and ``C`` shapes did not change.
-    """
-    # pylint: disable=import-outside-toplevel
-    from nengo.synapses import LinearFilter
-    from nengo_dl.process_builders import LinearFilterBuilder
-
-    nengo_make_step = LinearFilter.make_step
-    nengo_dl_build_pre = LinearFilterBuilder.build_pre
-
-    def make_step_with_vector_d(self, *args, **kwargs):
-        step = nengo_make_step(self, *args, **kwargs)
-        step.D = step.D.reshape(-1)
-        return step
-
-    @functools.wraps(nengo_dl_build_pre)
-    def build_pre(self, signals, config):
-        # Swapped only while NengoDL creates its steps, so Nengo's own simulator
-        # keeps Nengo 4's shapes.
-        LinearFilter.make_step = make_step_with_vector_d
-        try:
-            nengo_dl_build_pre(self, signals, config)
-        finally:
-            LinearFilter.make_step = nengo_make_step
-
-    LinearFilterBuilder.build_pre = build_pre
 
 
 def in_functional_construction() -> bool:
@@ -347,8 +238,11 @@ def in_functional_construction() -> bool:
     tf-keras calls each layer once on placeholders in its own scratch graph
     (``keras_graph``) to work out the model's structure; nothing run there is
     ever executed, so a stateful layer must not fix its batch size there.
+    Keras 3 asks `NengoLayer.compute_output_shape` instead and never calls it.
     """
-    from tf_keras.src import backend
+    if KERAS_3:
+        return False
+    from tf_keras.src import backend  # pylint: disable=import-outside-toplevel
 
     keras_graph = getattr(backend._GRAPH, "graph", None)
     return keras_graph is not None and tf.compat.v1.get_default_graph() is keras_graph
@@ -364,10 +258,136 @@ def in_xla_compilation() -> bool:
     return bool(control_flow_util.GraphOrParentsInXlaContext(graph))
 
 
-_check_keras_tuner_mode()
-tf = _select_legacy_keras()
-nengo_dl = _import_nengo_dl()
-keras_tuner = _import_keras_tuner()
-_fix_vendored_scipy()
-_fix_linear_filter_builder()
+# -- where the two Kerases' layer APIs differ --------------------------------------
+
+
+def set_untracked(obj, name, value):
+    """Set ``obj.name = value`` without Keras or TensorFlow tracking ``value``.
+
+    For caches and simulation state a layer keeps out of its weights,
+    checkpoints and SavedModels (both Kerases track what is assigned to a layer).
+    """
+    object.__setattr__(obj, name, value)
+
+
+def add_named_variable(layer, name, initial_value, trainable):
+    """A variable of ``layer`` named ``name``, starting at ``initial_value``.
+
+    ``name`` is a keras_nengo name, in which ``"/"`` separates subnetworks. In
+    tf-keras it is the variable's name (``<layer>/<name>:0``). Keras 3 refuses
+    ``"/"`` in a variable's name: there the subnetworks become name scopes, so
+    that the variable's ``path`` is ``<layer>/<name>`` and its ``name`` the
+    last piece. The caller keeps the variable in a tracked attribute (tf-keras
+    tracks it here already).
+    """
+    if not KERAS_3:
+        return layer.add_weight(
+            name=name,
+            shape=initial_value.shape,
+            dtype=layer.dtype,
+            initializer=tf.constant_initializer(initial_value),
+            trainable=trainable,
+        )
+    *scopes, last = name.split("/")
+    with contextlib.ExitStack() as stack:
+        # the layer's scope as Keras's add_weight opens it (under its parent's)
+        stack.enter_context(keras.name_scope(layer.name, caller=layer))
+        for scope in scopes:
+            stack.enter_context(keras.name_scope(scope))
+        return keras.Variable(
+            initial_value.astype(layer.dtype),
+            dtype=layer.dtype,
+            trainable=trainable,
+            name=last,
+        )
+
+
+def output_shape(dims):
+    """A layer's output shape as its Keras expects it from ``compute_output_shape``."""
+    return tuple(dims) if KERAS_3 else tf.TensorShape(dims)
+
+
+def dtype_name(dtype):
+    """The name of ``dtype`` as a layer config holds it (Keras 3: a policy)."""
+    if isinstance(dtype, dict):
+        # Keras 3 serializes a layer's dtype as its DTypePolicy
+        return dtype.get("config", {}).get("name", dtype)
+    return getattr(dtype, "name", dtype)
+
+
+def in_safe_mode() -> bool:
+    """True inside ``load_model(..., safe_mode=True)`` of the user's Keras."""
+    # pylint: disable=import-outside-toplevel
+    if KERAS_3:
+        from keras.src.saving import serialization_lib
+    else:
+        from tf_keras.src.saving import serialization_lib
+    return bool(serialization_lib.in_safe_mode())
+
+
+def variable_name(variable) -> str:
+    """A Keras variable's unique name: its ``path`` in Keras 3 (``name`` is only
+    its last piece there), its ``name`` without ``:0`` in tf-keras."""
+    return variable.path if KERAS_3 else variable.name.split(":")[0]
+
+
+def distribution_strategy(model):
+    """The ``tf.distribute`` strategy ``model`` was made under, or None."""
+    return model._distribute_strategy if KERAS_3 else model._distribution_strategy
+
+
+def compiled_loss(model):
+    """The loss ``compile`` set up, or None before ``compile(loss=...)``."""
+    return getattr(model, "_compile_loss", None) if KERAS_3 else model.compiled_loss
+
+
+def record_loss(model, x, y, loss):
+    """What Keras's own ``train_step`` does with the loss besides differentiating it.
+
+    Keras 3 logs ``loss`` from a tracker its ``train_step`` updates (not
+    ``compute_loss``); tf-keras checks that targets and loss were given.
+    """
+    if not KERAS_3:
+        model._validate_target_and_loss(y, loss)
+        return
+    from keras.src import losses, tree  # pylint: disable=import-outside-toplevel
+
+    first = next(value for value in tree.flatten(x) if value is not None)
+    model._loss_tracker.update_state(
+        losses.loss.unscale_loss_for_distribution(loss),
+        sample_weight=tf.shape(first)[0],
+    )
+
+
+def apply_gradients(optimizer, gradients, variables):
+    """``optimizer.apply_gradients`` of gradients already summed over replicas."""
+    if KERAS_3:
+        # Keras 3's optimizers take no aggregation option
+        optimizer.apply_gradients(zip(gradients, variables))
+    elif isinstance(optimizer, tf.keras.optimizers.legacy.Optimizer):
+        optimizer.apply_gradients(
+            zip(gradients, variables), experimental_aggregate_gradients=False
+        )
+    else:
+        optimizer.apply_gradients(
+            zip(gradients, variables), skip_gradients_aggregation=True
+        )
+
+
+def register_serializable(cls):
+    """Register ``cls`` under ``keras_nengo>`` with the user's Keras."""
+    return keras.saving.register_keras_serializable(package="keras_nengo")(cls)
+
+
+tf, KERAS_3 = _select_keras()
+#: the Keras the process chose: all of keras_nengo's Keras objects come from it
+keras = importlib.import_module("keras") if KERAS_3 else tf.keras
+#: NengoDL's Keras, always tf-keras (and `nengo_dl_tf`, NengoDL's `tf`)
+tf_keras = importlib.import_module(_TF_KERAS_API)
+nengo_dl_tf = TensorFlowWithTfKeras(tf) if KERAS_3 else tf
+_check_keras_tuner_mode(KERAS_3)
+nengo_dl = _import_nengo_dl(KERAS_3)
+keras_tuner = _import_keras_tuner(KERAS_3)
+_nengo4_fixes.fix_vendored_scipy()
+_nengo4_fixes.fix_linear_filter_builder()
 _quiet_no_gpu_warning()

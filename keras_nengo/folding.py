@@ -21,9 +21,8 @@ compute each sample row from that row alone: a Keras layer of a row-wise type
 from __future__ import annotations
 
 import nengo
-import tensorflow as tf
 
-from keras_nengo._compat import nengo_dl
+from keras_nengo._compat import nengo_dl, tf_keras
 
 # neuron types whose simulation holds no state at all
 _RATE = (
@@ -45,7 +44,7 @@ _TRAINED_AS_RATE = (
 # Keras layers whose call computes each sample row from that row alone, in both
 # modes; subclasses may override call, so only these types themselves
 ROW_WISE_LAYERS = tuple(
-    getattr(tf.keras.layers, name)
+    getattr(tf_keras.layers, name)
     for name in (
         "Activation",
         "AveragePooling1D",
@@ -90,10 +89,10 @@ ROW_WISE_LAYERS = tuple(
         "ZeroPadding2D",
         "ZeroPadding3D",
     )
-    if hasattr(tf.keras.layers, name)
+    if hasattr(tf_keras.layers, name)
 )
 # row-wise only when not training (training normalizes by the batch's statistics)
-_ROW_WISE_IN_INFERENCE = (tf.keras.layers.BatchNormalization,)
+_ROW_WISE_IN_INFERENCE = (tf_keras.layers.BatchNormalization,)
 
 
 def _exact(obj, types):
@@ -153,7 +152,7 @@ def _tensor_node_reason(node, training):
         return None
     if _exact(func, _ROW_WISE_IN_INFERENCE) and not training:
         return None
-    kind = type(func).__name__ if isinstance(func, tf.keras.layers.Layer) else None
+    kind = type(func).__name__ if isinstance(func, tf_keras.layers.Layer) else None
     what = f"a {kind} layer" if kind else f"the function {func!r}"
     return (
         f"TensorNode {node} runs {what}, which is not known to compute each "

@@ -16,7 +16,7 @@ import nengo
 import numpy as np
 import tensorflow as tf
 
-from keras_nengo._compat import nengo_dl
+from keras_nengo._compat import nengo_dl, nengo_dl_tf
 
 
 def build_nengo_model(network: nengo.Network, dt: float, seed: int, dtype: str):
@@ -135,7 +135,7 @@ class BoundedLoops:
         self._steps = steps
 
     def __getattr__(self, name):
-        return getattr(tf, name)
+        return getattr(nengo_dl_tf, name)
 
     def while_loop(self, *args, **kwargs):
         kwargs.setdefault("maximum_iterations", self._iterations)

@@ -18,9 +18,10 @@ import nengo  # noqa: E402  (after _compat so that nengo_dl is patched first)
 import numpy as np
 import tensorflow as tf
 
+from keras_nengo import _compat
 from keras_nengo import data as data_module
 from keras_nengo import saving
-from keras_nengo._compat import in_xla_compilation, nengo_dl
+from keras_nengo._compat import in_xla_compilation, keras, nengo_dl
 from keras_nengo.batching import run_in_chunks, run_padded
 from keras_nengo.naming import NameTable
 from keras_nengo.simulation import SUPPORTED_DTYPES, Simulation
@@ -40,9 +41,12 @@ def _default_seed(network, seed):
     return int(np.random.randint(np.iinfo(np.int32).max))
 
 
-@tf.keras.utils.register_keras_serializable(package="keras_nengo")
-class NengoLayer(StatefulLayerMixin, tf.keras.layers.Layer):
+@_compat.register_serializable
+class NengoLayer(StatefulLayerMixin, keras.layers.Layer):
     """A Nengo network as a Keras layer with one variable per Nengo parameter.
+
+    A ``keras.Layer`` of the Keras the process uses: Keras 3, or tf-keras where
+    ``TF_USE_LEGACY_KERAS=1`` is set (see `keras_nengo._compat`).
 
     Parameters
     ----------
@@ -147,11 +151,10 @@ class NengoLayer(StatefulLayerMixin, tf.keras.layers.Layer):
         #: batch size): a batch of unknown size then runs padded in one graph
         #: call instead of in a loop over chunks (which XLA may fail to compile)
         self.batches_fit_minibatch = False
-        with nengo_dl.compat.trackable.no_automatic_dependency_tracking_scope(self):
-            # a cache, not layer state: kept out of checkpoints and SavedModels
-            self._eager_calls = {}
-            # simulation state of a stateful layer, made by its first call
-            self._state = None
+        # a cache, not layer state: kept out of checkpoints and SavedModels
+        _compat.set_untracked(self, "_eager_calls", {})
+        # simulation state of a stateful layer, made by its first call
+        _compat.set_untracked(self, "_state", None)
 
     @property
     def input_nodes(self) -> list:
@@ -193,12 +196,8 @@ class NengoLayer(StatefulLayerMixin, tf.keras.layers.Layer):
         if self.built:
             return
         for param in self.parameters:
-            self.named_variables[param.name] = self.add_weight(
-                name=param.name,
-                shape=param.shape,
-                dtype=self.dtype,
-                initializer=tf.constant_initializer(param.initial_value),
-                trainable=param.trainable,
+            self.named_variables[param.name] = _compat.add_named_variable(
+                self, param.name, param.initial_value, param.trainable
             )
         # TensorNode layers get their weights inside this layer and are tracked;
         # built for the default size, which a first fit or predict then reuses
@@ -367,13 +366,11 @@ class NengoLayer(StatefulLayerMixin, tf.keras.layers.Layer):
         return (results, final) if state is not None else results
 
     def compute_output_shape(self, input_shape):
-        steps = None
-        for shape in tf.nest.flatten(input_shape, expand_composites=False):
-            if isinstance(shape, (tuple, list, tf.TensorShape)):
-                steps = tf.TensorShape(shape)[1]
-                break
+        shape = _first_shape(input_shape)
+        steps = None if shape is None else tf.TensorShape(shape)[1]
         shapes = [
-            tf.TensorShape([None, steps, probe.size_in]) for probe in self.output_probes
+            _compat.output_shape([None, steps, probe.size_in])
+            for probe in self.output_probes
         ]
         return shapes[0] if len(shapes) == 1 else shapes
 
@@ -396,7 +393,27 @@ class NengoLayer(StatefulLayerMixin, tf.keras.layers.Layer):
     def from_config(cls, config: dict):
         config = dict(config)
         network, inputs, outputs = saving.deserialize_network(config.pop("network"))
+        if "dtype" in config:
+            config["dtype"] = _compat.dtype_name(config["dtype"])
         return cls(network, inputs=inputs, outputs=outputs, **config)
+
+
+def _first_shape(input_shape):
+    """The shape of the first input in ``input_shape`` (one shape, or a list or
+    dict of them: TensorShapes in tf-keras, tuples in Keras 3); None if none."""
+    if isinstance(input_shape, dict):
+        input_shape = list(input_shape.values())
+    if input_shape is None:
+        return None
+    if isinstance(input_shape, tf.TensorShape) or all(
+        dim is None or isinstance(dim, int) for dim in input_shape
+    ):
+        return input_shape
+    for shape in input_shape:
+        found = _first_shape(shape)
+        if found is not None:
+            return found
+    return None
 
 
 def python_nodes(layer: NengoLayer) -> list:

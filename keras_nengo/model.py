@@ -1,4 +1,4 @@
-"""NengoModel: a Nengo network as a tf-keras Model, built on `NengoLayer`.
+"""NengoModel: a Nengo network as a Keras Model, built on `NengoLayer`.
 
 The model adds to the layer what a whole-network model needs: data keyed by
 Node/Probe/name/label (`keras_nengo.data`), the training step with gradients per
@@ -15,9 +15,10 @@ import warnings
 import nengo
 import tensorflow as tf
 
+from keras_nengo import _compat
 from keras_nengo import data as data_module
 from keras_nengo import saving
-from keras_nengo._compat import nengo_dl
+from keras_nengo._compat import keras, set_untracked
 from keras_nengo.jacobian_request import JacobianMixin
 from keras_nengo.layer import NengoLayer, check_compilable
 from keras_nengo.model_data import ModelDataMixin
@@ -27,9 +28,9 @@ from keras_nengo.update_groups import update_groups_for
 from keras_nengo.weights import NamedWeightsMixin
 
 
-@tf.keras.utils.register_keras_serializable(package="keras_nengo")
+@_compat.register_serializable
 class NengoModel(
-    JacobianMixin, NamedWeightsMixin, TrainStepMixin, ModelDataMixin, tf.keras.Model
+    JacobianMixin, NamedWeightsMixin, TrainStepMixin, ModelDataMixin, keras.Model
 ):
     """A Nengo network as a Keras model with one named variable per parameter.
 
@@ -120,28 +121,27 @@ class NengoModel(
         # fit/evaluate/predict set the layer's minibatch size to their batch size
         self.nengo_layer.batches_fit_minibatch = True
         signature = self.nengo_layer.signature
-        with nengo_dl.compat.trackable.no_automatic_dependency_tracking_scope(self):
-            # plain lists (Keras would wrap tracked attributes)
-            self.input_nodes = signature.input_nodes
-            self.output_probes = signature.output_probes
-            self.input_names = signature.input_names
-            self.output_names = signature.output_names
+        # plain lists (Keras would wrap tracked attributes)
+        set_untracked(self, "input_nodes", signature.input_nodes)
+        set_untracked(self, "output_probes", signature.output_probes)
+        set_untracked(self, "input_names", signature.input_names)
+        set_untracked(self, "output_names", signature.output_names)
         self.nengo_layer.build(None)
         self.built = True
-        with nengo_dl.compat.trackable.no_automatic_dependency_tracking_scope(self):
-            # bookkeeping, not model state: kept out of weights and checkpoints
-            self._skipped_batches = tf.Variable(
-                0,
-                dtype=tf.int64,
-                trainable=False,
-                name="skipped_batches",
-                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
-            )
-            self._predict_no_inputs = {}
-            self._tensorboard_log_dir = None
-            self._jacobian_functions = {}
-            self._gradients_function = None
-            self._update_groups = None
+        # bookkeeping, not model state: kept out of weights and checkpoints
+        skipped = tf.Variable(
+            0,
+            dtype=tf.int64,
+            trainable=False,
+            name="skipped_batches",
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        )
+        set_untracked(self, "_skipped_batches", skipped)
+        set_untracked(self, "_predict_no_inputs", {})
+        set_untracked(self, "_tensorboard_log_dir", None)
+        set_untracked(self, "_jacobian_functions", {})
+        set_untracked(self, "_gradients_function", None)
+        set_untracked(self, "_update_groups", None)
 
     @property
     def network(self) -> nengo.Network:
@@ -176,10 +176,9 @@ class NengoModel(
             if key in kwargs:
                 kwargs[key] = by_name(kwargs[key])
         names = self.output_names
-        with nengo_dl.compat.trackable.no_automatic_dependency_tracking_scope(self):
-            # Keras pairs per-output losses and metrics with the outputs in the
-            # order it flattens the output dict: sorted by name
-            self.output_names = sorted(names)
+        # Keras pairs per-output losses and metrics with the outputs in the
+        # order it flattens the output dict: sorted by name
+        set_untracked(self, "output_names", sorted(names))
         try:
             super().compile(
                 optimizer=optimizer,
@@ -188,10 +187,9 @@ class NengoModel(
                 **kwargs,
             )
         finally:
-            with nengo_dl.compat.trackable.no_automatic_dependency_tracking_scope(self):
-                self.output_names = names
+            set_untracked(self, "output_names", names)
         # gradients() traces the compiled loss
-        self._gradients_function = None
+        set_untracked(self, "_gradients_function", None)
         # create optimizer slots now, outside the training step's conditional
         # a model made under a strategy trains under it, wherever compile() is
         groups = update_groups_for(
@@ -199,10 +197,9 @@ class NengoModel(
             list(self.nengo_layer.named_variables.values()),
             self.trainable_variables,
             previous=self._update_groups,
-            distributed=self._distribution_strategy is not None,
+            distributed=_compat.distribution_strategy(self) is not None,
         )
-        with nengo_dl.compat.trackable.no_automatic_dependency_tracking_scope(self):
-            self._update_groups = groups
+        set_untracked(self, "_update_groups", groups)
         if groups is None:
             self.optimizer.build(self.trainable_variables)
         else:
@@ -235,7 +232,7 @@ class NengoModel(
             (
                 callback.log_dir
                 for callback in kwargs.get("callbacks") or []
-                if isinstance(callback, tf.keras.callbacks.TensorBoard)
+                if isinstance(callback, keras.callbacks.TensorBoard)
             ),
             None,
         )
@@ -281,6 +278,14 @@ class NengoModel(
             return tf.nest.map_structure(lambda t: t.numpy(), function())
         x, _ = self._prepare(x, None, batch_size)
         return super().predict(x, batch_size=batch_size, **kwargs)
+
+    def reset_states(self):
+        """Return to the initial simulation state and time 0 (``stateful=True``).
+
+        tf-keras's ``Model.reset_states`` did this for every layer; Keras 3's
+        models have no such method.
+        """
+        self.nengo_layer.reset_states()
 
     # -- saving and serving -------------------------------------------------------
 
@@ -375,7 +380,7 @@ class NengoModel(
         def serve(*inputs):
             return self(list(inputs) if inputs else None, training=False)
 
-        archive = tf.keras.export.ExportArchive()
+        archive = keras.export.ExportArchive()
         archive.track(self)
         archive.add_endpoint("serve", serve, input_signature=specs)
         archive.write_out(filepath)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from keras_nengo import data as data_module
-from keras_nengo._compat import nengo_dl
+from keras_nengo._compat import keras, set_untracked
 
 #: Keras's batch size when fit/evaluate/predict are given none
 DEFAULT_BATCH_SIZE = 32
@@ -92,8 +92,7 @@ class ModelDataMixin:
             self.train_function = None
             self.test_function = None
             self.predict_function = None
-        with nengo_dl.compat.trackable.no_automatic_dependency_tracking_scope(self):
-            self._traced_steps = steps
+        set_untracked(self, "_traced_steps", steps)
 
     def _fed_nodes(self, x) -> list:
         names = self.signature.input_names
@@ -126,7 +125,7 @@ class ModelDataMixin:
         """Checked data, with float arrays as tensors when floatx would round them."""
         x = self.signature.check_x(x)
         y = self.signature.check_y(y, data_module.n_samples(x))
-        if self.dtype != tf.keras.backend.floatx():
+        if self.dtype != keras.backend.floatx():
             x, y = data_module.as_tensors((x, y), self.dtype)
         return x, y
 

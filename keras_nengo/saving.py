@@ -8,7 +8,7 @@ defined in an importable module are pickled by reference, so that module must
 be importable where the file is loaded.
 
 Unpickling runs code, so loading honours Keras's ``safe_mode``: inside
-``tf.keras.models.load_model(..., safe_mode=True)`` (the default) it refuses.
+``keras.models.load_model(..., safe_mode=True)`` (the default) it refuses.
 
 `atomic_file` makes a save all or nothing: Keras writes ``.keras`` and ``.h5``
 files in place, so a process killed while ``ModelCheckpoint`` writes would
@@ -23,7 +23,8 @@ import os
 import pickle
 
 import cloudpickle
-from tf_keras.src.saving import saving_lib, serialization_lib
+
+from keras_nengo import _compat
 
 #: marks the format of a serialized network in a config
 FORMAT = "keras_nengo.network/cloudpickle-v1"
@@ -31,7 +32,7 @@ FORMAT = "keras_nengo.network/cloudpickle-v1"
 
 def deserialize_keras_object(config):
     """Keras's own deserializer (compile arguments stored in a .keras file)."""
-    return saving_lib.deserialize_keras_object(config)
+    return _compat.keras.saving.deserialize_keras_object(config)
 
 
 def serialize_network(network, inputs, outputs) -> dict:
@@ -54,11 +55,11 @@ def deserialize_network(config: dict):
             f"Expected a network serialized by keras_nengo (format {FORMAT!r}). "
             f"Received: {config!r:.200}."
         )
-    if serialization_lib.in_safe_mode():
+    if _compat.in_safe_mode():
         raise ValueError(
             "This file holds a Nengo network, which is stored as a Python pickle; "
             "unpickling runs code, so Keras's safe_mode refuses it. If you trust "
-            "the file, load it with tf.keras.models.load_model(path, "
+            "the file, load it with keras.models.load_model(path, "
             "safe_mode=False). Without running code from the file: build the "
             "network again in code, make the same model (kn.NengoModel(network) or "
             "your Keras model around kn.NengoLayer(network)) and call "

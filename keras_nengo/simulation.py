@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from keras_nengo._compat import nengo_dl
+from keras_nengo._compat import nengo_dl, nengo_dl_tf, tf_keras
 from keras_nengo.folding import why_not_foldable
 from keras_nengo.graph_feed import (
     BoundedLoops,
@@ -87,7 +87,7 @@ class Simulation:
         self.layer_names = []
         for name, node in tensor_nodes:
             layer = node.tensor_func
-            if isinstance(layer, tf.keras.layers.Layer) and not any(
+            if isinstance(layer, tf_keras.layers.Layer) and not any(
                 layer is known for known, _ in self.layer_names
             ):
                 self.layer_names.append((layer, name))
@@ -161,7 +161,7 @@ class Simulation:
             with layers_named(self.layer_names):
                 graph.build(None)
             for layer in nengo_dl.compat.sub_layers(graph):
-                if isinstance(layer, tf.keras.layers.Layer) and not any(
+                if isinstance(layer, tf_keras.layers.Layer) and not any(
                     layer is known for known in self.tensor_node_layers
                 ):
                     self.tensor_node_layers.append(layer)
@@ -385,6 +385,6 @@ class Simulation:
         try:
             return graph.call(node_inputs, training=training)
         finally:
-            module.tf = tf
+            module.tf = nengo_dl_tf
             with scope(graph):
                 graph.base_params, graph.saved_state, graph.base_arrays_init = own

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_nengo._compat import in_functional_construction, nengo_dl
+from keras_nengo._compat import in_functional_construction, set_untracked
 from keras_nengo.simulation import outside_trace
 
 
@@ -92,8 +92,7 @@ class StatefulLayerMixin:
         if in_functional_construction():
             # Keras works out a Functional model's structure: nothing runs, so
             # no state; a batch size given to the model's Input fixes the size
-            with nengo_dl.compat.trackable.no_automatic_dependency_tracking_scope(self):
-                self._declared_batch_size = batch
+            set_untracked(self, "_declared_batch_size", batch)
             return self._run(fed, batch or self._minibatch_size, n_steps, training)
         rows = (
             self.fixed_batch_size

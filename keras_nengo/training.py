@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from keras_nengo import _compat
+
 
 def _all_finite(loss, gradients):
     return tf.reduce_all(
@@ -71,13 +73,9 @@ class TrainStepMixin:
         bad = tf.cast(tf.logical_not(_all_finite(loss, gradients)), tf.float32)
         finite = tf.equal(context.all_reduce(tf.distribute.ReduceOp.SUM, bad), 0.0)
         optimizer = self.optimizer
-        if isinstance(optimizer, tf.keras.optimizers.legacy.Optimizer):
-            options = {"experimental_aggregate_gradients": False}
-        else:
-            options = {"skip_gradients_aggregation": True}
 
         def apply(gradients):
-            optimizer.apply_gradients(zip(gradients, variables), **options)
+            _compat.apply_gradients(optimizer, gradients, variables)
 
         if tf.__internal__.distribute.strategy_supports_no_merge_call():
             tf.__internal__.smart_cond.smart_cond(
@@ -122,11 +120,11 @@ class TrainStepMixin:
         return gradients
 
     def train_step(self, data):
-        x, y, sample_weight = tf.keras.utils.unpack_x_y_sample_weight(data)
+        x, y, sample_weight = _compat.keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             y_pred = self(x, training=True)
             loss = self.compute_loss(x, y, y_pred, sample_weight)
-        self._validate_target_and_loss(y, loss)
+        _compat.record_loss(self, x, y, loss)
         variables = self.trainable_variables
         gradients = tape.gradient(loss, variables)
         gradients = [
@@ -138,7 +136,7 @@ class TrainStepMixin:
         if self.gradient_norms:
             names = {id(v): n for n, v in self.nengo_layer.named_variables.items()}
             for variable, gradient in zip(variables, gradients):
-                name = names.get(id(variable), variable.name.split(":")[0])
+                name = names.get(id(variable), _compat.variable_name(variable))
                 logs[f"grad_norm/{name}"] = tf.norm(gradient)
         return logs
 
@@ -164,7 +162,7 @@ class TrainStepMixin:
         RuntimeError
             If the model is not compiled.
         """
-        if self.compiled_loss is None:
+        if _compat.compiled_loss(self) is None:
             raise RuntimeError(
                 "gradients() uses the compiled loss, but the model is not compiled. "
                 "Call model.compile(loss=...) first."

@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from keras_nengo._compat import KERAS_3, keras
+
 ELEMENTWISE = tuple(
-    getattr(tf.keras.optimizers, name)
+    getattr(keras.optimizers, name)
     for name in (
         "SGD",
         "Adam",
@@ -45,6 +47,10 @@ ELEMENTWISE = tuple(
 
 def why_not_grouped(optimizer) -> str | None:
     """Why ``optimizer`` must update the named variables one by one, or None."""
+    if KERAS_3:
+        return (
+            "Keras 3's optimizers update Keras variables only, not a flat tf.Variable"
+        )
     if type(optimizer) not in ELEMENTWISE:
         return (
             f"{type(optimizer).__name__} is not one of the element-wise "

@@ -1,13 +1,27 @@
 """Shared fixtures and tolerances for keras_nengo's tests."""
 
+import builtins
+import json
 import os
+import pathlib
+import subprocess
+import sys
+import textwrap
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The suite tests keras_nengo in tf-keras, which keras_nengo uses where
+# TF_USE_LEGACY_KERAS=1 (child processes inherit it); tests/test_keras3.py runs
+# in Keras 3 in a process of its own. TF_USE_LEGACY_KERAS=0 runs the suite in
+# Keras 3.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-import keras_nengo  # noqa: E402,F401  isort: skip  (selects tf-keras first)
+# before TensorFlow resolves tf.keras
+import keras_nengo  # noqa: E402,F401  isort: skip
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+REPO_ROOT = pathlib.Path(keras_nengo.__file__).parents[1]
 
 # one place for the tolerances the tests use
 TOLERANCES = {
@@ -26,6 +40,41 @@ def assert_close(actual, expected, kind="float32"):
     np.testing.assert_allclose(
         np.asarray(actual), np.asarray(expected), **TOLERANCES[kind]
     )
+
+
+def run_in_fresh_python(code, **environ):
+    """Run ``code`` in a new interpreter and re-raise its exception here.
+
+    The child starts like a user's new shell: without the
+    ``TF_USE_LEGACY_KERAS`` this suite sets (so in Keras 3), unless
+    ``environ`` gives it. An exception in the child is raised again here,
+    as the builtin of the same name with the same message, so that tests can use
+    ``pytest.raises(..., match=...)``.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    env.update(environ)
+    script = (
+        "import json, sys\n"
+        "try:\n"
+        + textwrap.indent(textwrap.dedent(code), "    ")
+        + "\nexcept Exception as error:\n"
+        "    print(json.dumps([type(error).__name__, str(error)]))\n"
+        "    sys.exit(1)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if result.returncode != 0:
+        lines = result.stdout.strip().splitlines()
+        assert lines, f"child crashed without an exception:\n{result.stderr}"
+        name, message = json.loads(lines[-1])
+        raise getattr(builtins, name)(message)
 
 
 @pytest.fixture(autouse=True)

@@ -4,14 +4,10 @@ conftest.py imports keras_nengo before this module imports keras_tuner,
 tensorflow and nengo_dl, the order the compatibility layer requires.
 """
 
-import builtins
 import importlib
-import json
 import os
-import pathlib
 import subprocess
 import sys
-import textwrap
 import types
 import warnings
 
@@ -21,7 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
-from conftest import assert_close
+from conftest import assert_close, run_in_fresh_python
 from nengo._vendor.scipy.sparse import (
     linalg_expm,
     linalg_interface,
@@ -32,43 +28,6 @@ from nengo.utils.filter_design import cont2discrete, tf2ss
 import keras_nengo
 from keras_nengo import _compat
 from keras_nengo._compat import nengo_dl
-
-REPO_ROOT = pathlib.Path(keras_nengo.__file__).parents[1]
-
-
-def run_in_fresh_python(code, **environ):
-    """Run ``code`` in a new interpreter and re-raise its exception here.
-
-    The child starts like a user's new shell: without the
-    ``TF_USE_LEGACY_KERAS`` that importing keras_nengo set in this process,
-    unless ``environ`` gives it. An exception in the child is raised again here,
-    as the builtin of the same name with the same message, so that tests can use
-    ``pytest.raises(..., match=...)``.
-    """
-    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-    env.update(environ)
-    script = (
-        "import json, sys\n"
-        "try:\n"
-        + textwrap.indent(textwrap.dedent(code), "    ")
-        + "\nexcept Exception as error:\n"
-        "    print(json.dumps([type(error).__name__, str(error)]))\n"
-        "    sys.exit(1)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if result.returncode != 0:
-        lines = result.stdout.strip().splitlines()
-        assert lines, f"child crashed without an exception:\n{result.stderr}"
-        name, message = json.loads(lines[-1])
-        raise getattr(builtins, name)(message)
 
 
 def lmu_system(order=256, theta=1000.0):
@@ -194,27 +153,20 @@ def test_tutorial_network_matches_nengo():
 # --- clear errors -------------------------------------------------------------
 
 
-def test_error_tf_keras_already_keras3():
+def test_error_legacy_keras_asked_after_tf_keras_resolved():
     with pytest.raises(
         ImportError,
-        match=r"tf.keras to be tf-keras \(Keras 2\), but it is Keras 3.*"
-        r"Received: tf.keras.Model from 'keras\..*TF_USE_LEGACY_KERAS=None before.*"
-        r"Fix: put `import keras_nengo` before importing tensorflow",
+        match=r"TF_USE_LEGACY_KERAS=1 asks for tf-keras \(Keras 2\), but tf.keras "
+        r"is Keras 3.*Received: tf.keras.Model from 'keras\..*"
+        r"Fix: set TF_USE_LEGACY_KERAS=1 before starting Python",
     ):
         run_in_fresh_python("""
+            import os
             import tensorflow as tf
             tf.keras.Model
+            os.environ["TF_USE_LEGACY_KERAS"] = "1"
             import keras_nengo
             """)
-
-
-def test_error_legacy_keras_switched_off():
-    with pytest.raises(
-        ImportError,
-        match=r"TF_USE_LEGACY_KERAS='0' makes TensorFlow use Keras 3.*"
-        r"Fix: set TF_USE_LEGACY_KERAS=1",
-    ):
-        run_in_fresh_python("import keras_nengo", TF_USE_LEGACY_KERAS="0")
 
 
 def test_error_keras_tuner_in_keras3_mode():
@@ -224,32 +176,48 @@ def test_error_keras_tuner_in_keras3_mode():
         r"Received: keras_tuner using keras 3\..*"
         r"Fix: put `import keras_nengo` before `import keras_tuner`",
     ):
-        run_in_fresh_python("""
+        run_in_fresh_python(
+            """
             import keras_tuner
             import keras_nengo
-            """)
+            """,
+            TF_USE_LEGACY_KERAS="1",
+        )
+
+
+def test_keras_of_this_process_is_tf_keras():
+    assert _compat.KERAS_3 is False
+    assert _compat.keras.Model is tf_keras.Model
+    assert issubclass(keras_nengo.NengoLayer, tf_keras.layers.Layer)
+    # NengoDL's modules use TensorFlow itself (its tf.keras is tf-keras here)
+    assert nengo_dl.tensor_graph.tf is tf
 
 
 @pytest.mark.slow  # a fresh interpreter importing the whole stack: ~15 s
 def test_keras3_stays_keras3_for_later_imports():
-    run_in_fresh_python("""
+    run_in_fresh_python(
+        """
         import sys
         import keras_nengo
         assert "keras" not in sys.modules, sys.modules["keras"]
         import keras
         assert keras.version().startswith("3."), keras.version()
-        """)
+        """,
+        TF_USE_LEGACY_KERAS="1",
+    )
 
 
 @pytest.mark.slow  # a fresh interpreter importing the whole stack: ~15 s
 def test_tensorflow_and_keras3_imported_first():
-    # isort puts keras_nengo (first party) after tensorflow; TensorFlow then
-    # fixed `tensorflow.keras` to Keras 3 before keras_nengo selected tf-keras
+    # TensorFlow was imported before TF_USE_LEGACY_KERAS=1 was set, and fixed
+    # `tensorflow.keras` to Keras 3 then; the attribute tf.keras is still free
     run_in_fresh_python("""
+        import os
         import sys
         import keras
         import tensorflow as tf
         keras3 = sys.modules["keras"]
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"
         import keras_nengo
         import keras_tuner
         from tensorflow.keras import layers

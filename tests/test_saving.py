@@ -1,6 +1,7 @@
 """Saving, loading and serving: .keras files in fresh processes, SavedModel export."""
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -16,14 +17,21 @@ import keras_nengo as kn
 from keras_nengo.bench import tutorial_network
 
 
-def run_python(code, *args, timeout=300):
-    """Run ``code`` in a fresh Python process; return its stdout."""
+def run_python(code, *args, timeout=300, same_keras=True):
+    """Run ``code`` in a fresh Python process; return its stdout.
+
+    With ``same_keras`` the process uses the Keras of this one (the saved
+    file's, which conftest.py chose); else TensorFlow's default.
+    """
+    env = {"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"}
+    if same_keras:
+        env["TF_USE_LEGACY_KERAS"] = os.environ["TF_USE_LEGACY_KERAS"]
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"},
+        env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
@@ -218,6 +226,7 @@ def test_exported_model_serves_any_batch_with_tensorflow_only(tmp_path):
         ), sorted(sys.modules)
         """,
         tmp_path,
+        same_keras=False,
     )
     for batch in (5, 1, 3):
         for name in ("z_out", "a_out"):

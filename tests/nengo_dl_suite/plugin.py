@@ -27,16 +27,21 @@ import os
 import pathlib
 import random
 
-import keras_nengo  # noqa: F401  isort: skip  (before NengoDL: the layer under test)
-import nengo
-import nengo_dl
-import numpy as np
-import pytest
-import tensorflow as tf
-from _pytest.recwarn import WarningsRecorder
-from nengo_dl import utils
-from nengo_dl.tests import make_test_sim
-from pytest_rng.plugin import Seed
+# NengoDL's tests are tf-keras code (tf.keras at module level): run them in a
+# tf-keras process, as keras_nengo runs NengoDL's own modules on tf-keras
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+# before NengoDL: the layer under test
+import keras_nengo  # noqa: F401,E402  isort: skip
+import nengo  # noqa: E402
+import nengo_dl  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from _pytest.recwarn import WarningsRecorder  # noqa: E402
+from nengo_dl import utils  # noqa: E402
+from nengo_dl.tests import make_test_sim  # noqa: E402
+from pytest_rng.plugin import Seed  # noqa: E402
 
 # Tests deselected because they check NengoDL's own packaging and release
 # metadata, not behaviour on this stack. Keys are node ids in NengoDL's
