@@ -79,6 +79,12 @@ def _check_keras_tuner_mode(keras_3):
     )
 
 
+def _keras_3_in_use() -> bool:
+    """True if the process already imported Keras 3 (``import keras``, tf.keras)."""
+    keras = sys.modules.get("keras")
+    return keras is not None and str(getattr(keras, "__version__", "")).startswith("3")
+
+
 def _select_keras():
     """Import TensorFlow quietly; return ``(tf, keras_3)`` for the user's Keras.
 
@@ -89,6 +95,12 @@ def _select_keras():
         resolved to Keras 3 before it was set.
     """
     user_value = os.environ.get("TF_USE_LEGACY_KERAS")
+    if user_value is None and not _keras_3_in_use():
+        # Transitional default while Keras 3 support is completed (tf.distribute,
+        # keras-tuner and TensorNode weights are not done there yet): a process
+        # that has not chosen gets tf-keras, as before; one that set
+        # TF_USE_LEGACY_KERAS=0 or already imported Keras 3 gets Keras 3
+        os.environ["TF_USE_LEGACY_KERAS"] = user_value = "1"
     legacy = user_value in _LEGACY_KERAS_ON
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -377,3 +377,23 @@ def test_no_gpu_warning_from_nengo_dl_simulator_without_gpu_hardware():
     # only that one warning is dropped, and only while a Simulator is built
     assert "a warning from inside the simulation" in messages
     assert nengo_dl.Simulator.__init__.__wrapped__.__module__ == "nengo_dl.simulator"
+
+
+@pytest.mark.slow  # fresh interpreters importing the whole stack: ~15 s each
+def test_transitional_default_keras():
+    """Until Keras 3 support is complete, a process that has not chosen gets
+    tf-keras; one that imported Keras 3 first (or set the variable to 0) gets
+    Keras 3."""
+    run_in_fresh_python("""
+        import keras_nengo
+        from keras_nengo import _compat
+        assert _compat.KERAS_3 is False
+        assert _compat.keras.Model.__module__.startswith("tf_keras")
+        """)
+    run_in_fresh_python("""
+        import keras
+        import keras_nengo
+        from keras_nengo import _compat
+        assert _compat.KERAS_3 is True
+        assert issubclass(keras_nengo.NengoLayer, keras.Layer)
+        """)
