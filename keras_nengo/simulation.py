@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_nengo._compat import nengo_dl, nengo_dl_tf, tf_keras
+from keras_nengo.engine.tensor_graph import TensorGraph
 from keras_nengo.folding import why_not_foldable
 from keras_nengo.graph_feed import (
     BoundedLoops,
@@ -68,6 +69,10 @@ class Simulation:
         Minibatch size of the first graph (built now, to find the parameters).
     """
 
+    #: run stateless input-driven operators for all steps before the time loop
+    #: (`keras_nengo.engine.hoisting`); False runs every operator per step
+    hoist = True
+
     def __init__(
         self,
         network,
@@ -80,6 +85,7 @@ class Simulation:
         minibatch_size=1,
     ):
         self.network = network
+        self.hoist = type(self).hoist  # fixed for every graph of this simulation
         self.unroll_simulation = int(unroll_simulation)
         #: fold time into the batch where nothing holds state (`keras_nengo.folding`)
         self.fold_time = True
@@ -131,7 +137,7 @@ class Simulation:
 
     def _new_graph(self, minibatch_size):
         with tf.init_scope(), graph_settings(self.dtype, self._plan):
-            graph = nengo_dl.tensor_graph.TensorGraph(
+            graph = TensorGraph(
                 self.model,
                 self.dt,
                 self.unroll_simulation,
@@ -139,6 +145,7 @@ class Simulation:
                 None,
                 nengo_dl.utils.NullProgressBar(),
                 self.seed,
+                hoist=self.hoist,
             )
         use_sliced_writes(graph)
         self._graphs[minibatch_size] = graph
