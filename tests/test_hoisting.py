@@ -175,3 +175,14 @@ def test_xla_predict_equals_the_graph_run(monkeypatch):
         model.predict(x, batch_size=3, verbose=0),
         model_of(net, False, monkeypatch).predict(x, batch_size=3, verbose=0),
     )
+
+
+@pytest.mark.parametrize("batch, steps", [(1, 1), (2, 1), (1, 3)])
+def test_one_row_runs_equal_the_step_by_step_run(monkeypatch, batch, steps):
+    # rows == 1 makes constants (Reset values, parameters) and data alike in shape
+    net = mixed()
+    x = {k: tf.constant(v, tf.float32) for k, v in data(net, batch, steps).items()}
+    got = model_of(net, True, monkeypatch)(x)
+    want = model_of(net, False, monkeypatch)(x)
+    for name in want:
+        assert_close(got[name], want[name])

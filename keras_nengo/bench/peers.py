@@ -2,13 +2,22 @@
 
 The Linear(n x n)+LIF shape over 100 steps, batch 16, timed as one
 forward + backward + SGD step in PyTorch, when the library is importable.
-Neither is a dependency of keras_nengo; a missing one gives a row that says
-so instead of a time.
+Neither is a dependency of keras_nengo. Where they are not importable here,
+``KERAS_NENGO_PEERS_PYTHON`` names the python of a virtualenv that has them
+(``.ci/peers DIR`` builds one from ``tests/peers/requirements.txt``): this file
+runs there as a script (it needs only NumPy and the peer) and prints its
+result as JSON, which joins this run's table. Without either, the row says the
+peer is missing instead of giving a time.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import json
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -47,6 +56,9 @@ def peer_step_seconds(
         importlib.import_module(library)
         import torch  # pylint: disable=import-outside-toplevel,import-error
     except ImportError as error:
+        python = os.environ.get("KERAS_NENGO_PEERS_PYTHON")
+        if python:
+            return _in_peers_python(python, library, n, n_steps, batch_size, repeats)
         return f"not installed ({error.name})"
     torch.manual_seed(0)
     linear = torch.nn.Linear(n, n, bias=False)
@@ -69,3 +81,38 @@ def peer_step_seconds(
         step()
         times.append(time.perf_counter() - start)
     return float(np.median(times))
+
+
+def _in_peers_python(python, library, n, n_steps, batch_size, repeats):
+    """`peer_step_seconds` run by ``python`` (the peers' virtualenv)."""
+    command = [python, __file__, library, str(n), str(n_steps), str(batch_size)]
+    result = subprocess.run(
+        [*command, str(repeats)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines:
+        tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"failed in KERAS_NENGO_PEERS_PYTHON ({tail[:160]})"
+    return json.loads(lines[-1])
+
+
+def main(argv=None):
+    """Print `peer_step_seconds` of the arguments as JSON (a float or a note)."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("library", choices=PEERS)
+    for name in ("n", "n_steps", "batch_size", "repeats"):
+        parser.add_argument(name, type=int)
+    args = parser.parse_args(argv)
+    os.environ.pop("KERAS_NENGO_PEERS_PYTHON", None)  # run here or say why not
+    seconds = peer_step_seconds(
+        args.library, args.n, args.n_steps, args.batch_size, args.repeats
+    )
+    print(json.dumps(seconds))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,7 +11,8 @@ __all__ = ["Simulator"]
 
 def __getattr__(name):
     if name == "Simulator":
-        from keras_nengo.engine.simulator import (  # pylint: disable=import-outside-toplevel
+        # pylint: disable-next=import-outside-toplevel
+        from keras_nengo.engine.simulator import (
             Simulator,
         )
 

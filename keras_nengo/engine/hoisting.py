@@ -260,7 +260,14 @@ class Hoisting:
 
         for op in self.ops:
             if isinstance(op, Reset):
-                value = tf.constant(np.asarray(op.value), dtype)[None]
+                shape = _written(op)[0].shape
+                value = np.asarray(op.value)
+                value = (
+                    value.reshape(shape)
+                    if value.size == np.prod(shape)
+                    else np.broadcast_to(value, shape)
+                )
+                value = tf.constant(value, dtype)[None]
             elif isinstance(op, Copy):
                 src = read(op.src)
                 if not _minibatched(op.src):
