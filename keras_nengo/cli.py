@@ -185,7 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         import json  # pylint: disable=import-outside-toplevel
         import time  # pylint: disable=import-outside-toplevel
 
-        from keras_nengo import bench as benchmarks  # pylint: disable=import-outside-toplevel
+        from keras_nengo import (
+            bench as benchmarks,
+        )  # pylint: disable=import-outside-toplevel
 
         networks = args.networks.split(",") if args.networks else None
         known = benchmarks.all_networks(

@@ -47,6 +47,8 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from keras_nengo.engine.tensor_graph import stepwise_reads
+
 __all__ = ["jacobian", "jacobian_norms", "output_steps"]
 
 _MODES = ("auto", "reverse", "forward")
@@ -273,7 +275,7 @@ def _weight_forward(function, inputs, variables, indices):
         tangents = [tf.reshape(t, shape) for t, shape in zip(one_hot, shapes)]
         with tf.autodiff.ForwardAccumulator(
             [variables[name] for name in names], tangents
-        ) as accumulator:
+        ) as accumulator, stepwise_reads():
             value = function(inputs)
         jvp = accumulator.jvp(value, unconnected_gradients="zero")
         return _select(jvp, indices)

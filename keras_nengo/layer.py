@@ -42,6 +42,18 @@ def _default_seed(network, seed):
 
 
 @_compat.register_serializable
+def _checked(value, condition, message):
+    """``value``, passed on by a ``tf.cond`` that fails with ``message`` unless
+    ``condition`` holds: what uses the value depends on the check by data, which
+    no graph optimization can reorder (control dependencies can be)."""
+
+    def fail():
+        with tf.control_dependencies([tf.debugging.Assert(False, [message])]):
+            return tf.identity(value)
+
+    return tf.cond(condition, lambda: tf.identity(value), fail)
+
+
 class NengoLayer(StatefulLayerMixin, keras.layers.Layer):
     """A Nengo network as a Keras layer with one variable per Nengo parameter.
 
@@ -218,6 +230,8 @@ class NengoLayer(StatefulLayerMixin, keras.layers.Layer):
         signature = self.signature
         by_name = signature.inputs_by_name(inputs, f"data (layer {self.name!r})")
         fed, first = {}, None
+        # data checked only when the graph runs is not hoisted out of the loop
+        self._checked_in_graph = False
         for name, node in zip(signature.input_names, signature.input_nodes):
             if name not in by_name or by_name[name] is None:
                 continue
@@ -233,24 +247,19 @@ class NengoLayer(StatefulLayerMixin, keras.layers.Layer):
                 # a function traced for relaxed shapes (Keras retraces that way)
                 # sees no rank or size: check them when the graph runs, before
                 # the data is used
-                checks = [
-                    tf.debugging.assert_equal(
-                        tf.shape(tf.shape(value))[0],
-                        3,
-                        message=f"{expects}a tensor of another rank.",
-                    )
-                ]
-                with tf.control_dependencies(checks):
-                    checks.append(
-                        tf.debugging.assert_equal(
-                            tf.shape(value)[-1],
-                            node.size_out,
-                            message=f"{expects}another size in the last dimension.",
-                        )
-                    )
-                with tf.control_dependencies(checks):
-                    value = tf.identity(value)
+                # (through tf.cond, so that nothing can use the data before)
+                value = _checked(
+                    value,
+                    tf.equal(tf.rank(value), 3),
+                    f"{expects}a tensor of another rank.",
+                )
+                value = _checked(
+                    value,
+                    tf.equal(tf.shape(value)[-1], node.size_out),
+                    f"{expects}another size in the last dimension.",
+                )
                 value.set_shape([None, None, node.size_out])
+                self._checked_in_graph = True
             elif shape.rank != 3 or shape[2] != node.size_out:
                 raise ValueError(f"{expects}shape {tuple(shape)}.")
             if first is not None and value.shape[:2] != first.shape[:2]:
@@ -360,6 +369,7 @@ class NengoLayer(StatefulLayerMixin, keras.layers.Layer):
             training,
             state,
             probes=self.output_probes,
+            hoist=not getattr(self, "_checked_in_graph", False),
         )
         index = self.simulation.probe_index
         results = [outputs[index[probe]] for probe in self.output_probes]

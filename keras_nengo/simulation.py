@@ -239,7 +239,7 @@ class Simulation:
             fed[node] = tf.constant(own.values(node, n_steps), self.dtype)
         return fed
 
-    def _run_folded(self, variables, fed, rows, n_steps, training):
+    def _run_folded(self, variables, fed, rows, n_steps, training, hoist):
         """``n_steps`` steps of ``rows`` rows as one step of ``rows * n_steps`` rows."""
         fed = self._with_own_outputs(fed, rows, n_steps)
         folded = {
@@ -247,7 +247,7 @@ class Simulation:
             for node, value in fed.items()
         }
         outputs, _ = self.run(
-            variables, folded, rows * n_steps, 1, training, fold=False
+            variables, folded, rows * n_steps, 1, training, fold=False, hoist=hoist
         )
         return [
             tf.reshape(value, [rows, n_steps, *value.shape[2:]]) for value in outputs
@@ -263,6 +263,7 @@ class Simulation:
         state=None,
         probes=None,
         fold=True,
+        hoist=True,
     ):
         """Simulate ``n_steps`` steps for a minibatch of ``minibatch_size`` rows.
 
@@ -288,6 +289,11 @@ class Simulation:
             Whether a run from the initial state may fold time into the batch
             when nothing on the path holds state (`keras_nengo.folding`); the
             outputs are the same.
+        hoist : bool
+            Whether stateless input-driven operators may run for all steps
+            before the loop (`keras_nengo.engine.hoisting`); False for data
+            whose shape is only checked when the graph runs (work before the
+            loop could read it before the check stops the run). Same outputs.
 
         Returns
         -------
@@ -308,7 +314,7 @@ class Simulation:
             and not self.why_not_foldable(probes or self.model.probes, training)
         ):
             return self._run_folded(
-                variables, fed, minibatch_size, int(static_steps), training
+                variables, fed, minibatch_size, int(static_steps), training, hoist
             )
         graph = self.graph(minibatch_size)
         feed = self._feeds[graph]
@@ -349,6 +355,7 @@ class Simulation:
             )
             bounds = BoundedLoops(iterations, iterations * unroll if history else None)
         # NengoDL returns the probes, then the number of steps run
+        graph.use_hoisting(hoist)
         outputs = self._call(graph, node_inputs, training, base, state, bounds)[:-1]
         if graph not in self._post_built:
             # NengoDL's post-build (Python step functions of Processes it has no

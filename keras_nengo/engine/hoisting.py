@@ -93,10 +93,12 @@ class Hoisting:
             not _minibatched(sig) and sig.base not in written and parameter(sig)
         )
         roots = {sig.base for sig in self.inputs if sig.base not in written}
+        # without input data there is no step axis to compute along: nothing
+        # is hoisted (constant chains stay in the loop)
         bases = {
             base
             for base, ops in writers.items()
-            if _minibatched(base) and base.ndim == 1
+            if roots and _minibatched(base) and base.ndim == 1
         }
         while True:
             hoisted = self._hoistable(ordered, bases | roots)
@@ -148,6 +150,8 @@ class Hoisting:
                 continue
             if not all(self._readable(sig, bases) for sig in op.reads):
                 continue
+            if any(getattr(sig, "sparse", False) for sig in op.reads):
+                continue  # SparseDotInc (a DotInc) keeps NengoDL's builder
             if isinstance(op, DotInc) and not (
                 not getattr(op, "reshape", False)
                 and op.A.ndim == 2

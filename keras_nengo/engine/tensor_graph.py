@@ -8,10 +8,33 @@ and the precomputed values of the hoisted, stateless input-driven operators
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
+import numpy as np
 import tensorflow as tf
 
 from keras_nengo._compat import nengo_dl
 from keras_nengo.engine.hoisting import Hoisting
+
+_STEPWISE = threading.local()
+
+
+@contextlib.contextmanager
+def stepwise_reads():
+    """Graphs built inside read hoisted values per step by index, not from arrays.
+
+    The per-step reads of hoisted values go through a ``tf.TensorArray``
+    (cheap gradients in reverse mode); ``tf.autodiff.ForwardAccumulator``
+    cannot pass through TensorArrays, so forward-mode code builds its graphs
+    in this context.
+    """
+    previous = getattr(_STEPWISE, "active", False)
+    _STEPWISE.active = True
+    try:
+        yield
+    finally:
+        _STEPWISE.active = previous
 
 
 class TensorGraph(nengo_dl.tensor_graph.TensorGraph):
@@ -25,6 +48,7 @@ class TensorGraph(nengo_dl.tensor_graph.TensorGraph):
         super().__init__(*args, **kwargs)
         self.hoisting = None
         self._hoisted = {}
+        self._hoist_enabled = False
         if not hoist:
             return
         inputs = {
@@ -35,18 +59,41 @@ class TensorGraph(nengo_dl.tensor_graph.TensorGraph):
         hoisting = Hoisting(self.plan, inputs, self._is_parameter)
         if hoisting:
             self.hoisting = hoisting
-            self.plan = hoisting.plan
-            self.op_builder = nengo_dl.builder.Builder(self.plan)
+            full = self.op_builder
+            hoisted = nengo_dl.builder.Builder(hoisting.plan)
+            # operator groups in both plans share one builder (and so the state
+            # of NengoDL's post-build, e.g. Python step functions of Processes)
+            hoisted.op_builds.update(
+                {
+                    ops: full.op_builds[ops]
+                    for ops in hoisting.plan
+                    if ops in full.op_builds
+                }
+            )
+            self._builders = {False: full, True: hoisted}
+            self.use_hoisting(True)
+
+    def use_hoisting(self, enabled: bool):
+        """Build the next calls with (True) or without the hoisted operators."""
+        if self.hoisting is not None:
+            self.op_builder = self._builders[bool(enabled)]
+            self.plan = self.op_builder.plan
+            self._hoist_enabled = bool(enabled)
 
     def _is_parameter(self, sig) -> bool:
+        """Whether ``sig`` is read whole from an unbatched base array."""
         if sig not in self.signals:
             return False
-        key = self.signals[sig].key
-        return any(
-            key in self.base_arrays_init[kind]
-            and not self.base_arrays_init[kind][key][-1]
-            for kind in ("trainable", "non_trainable", "state")
-        )
+        tensor_sig = self.signals[sig]
+        for kind in ("trainable", "non_trainable", "state"):
+            init = self.base_arrays_init[kind].get(tensor_sig.key)
+            if init is not None and not init[-1]:
+                # the stored rows must hold exactly the signal's elements
+                # (not, e.g., a broadcast view)
+                rows = sum(stop - start for start, stop in tensor_sig.slices)
+                trailing = int(np.prod(init[1][0][1:]))
+                return rows * trailing == sig.size
+        return False
 
     def _read_parameter(self, sig):
         tensor_sig = self.signals[sig]
@@ -62,20 +109,27 @@ class TensorGraph(nengo_dl.tensor_graph.TensorGraph):
 
     def _hoist(self):
         self._hoisted = {}
-        if self.hoisting is None or not self.node_inputs:
+        if not self._hoist_enabled or not self.node_inputs:
             return
         values = self.hoisting.values(
             self.node_inputs, self._read_parameter, self.dtype
         )
         for sig, value in values.items():
+            steps = value.shape[1]
+            if steps == 1:
+                # one step (e.g. time folded into the batch): no per-step reads
+                self._hoisted[sig] = lambda _, value=value[:, 0]: value
+                continue
             steps_first = tf.transpose(value, [1, 0, *range(2, value.shape.rank)])
-            size = steps_first.shape[0]
+            if getattr(_STEPWISE, "active", False):
+                self._hoisted[sig] = lambda i, value=steps_first: tf.gather(value, i)
+                continue
             array = tf.TensorArray(
                 self.dtype,
-                size=tf.shape(steps_first)[0] if size is None else size,
+                size=tf.shape(steps_first)[0] if steps is None else steps,
                 element_shape=steps_first.shape[1:],
-            )
-            self._hoisted[sig] = array.unstack(steps_first)
+            ).unstack(steps_first)
+            self._hoisted[sig] = array.read
 
     def _build_loop(self, progress):
         self._hoist()
@@ -94,8 +148,8 @@ class TensorGraph(nengo_dl.tensor_graph.TensorGraph):
                         self.signals.scatter(
                             self.signals[self.model.sig[node]["out"]], vals[:, loop_i]
                         )
-                for sig, array in self._hoisted.items():
-                    self.signals.scatter(self.signals[sig], array.read(loop_i))
+                for sig, read in self._hoisted.items():
+                    self.signals.scatter(self.signals[sig], read(loop_i))
                 with tf.control_dependencies([loop_i]):
                     side_effects = self.op_builder.build_step(self.signals, progress)
                     probe_tensors = [
