@@ -122,6 +122,9 @@ class StatefulLayerMixin:
                     message=self._batch_size_message(rows, "another size"),
                 )
             )
+        if checks:
+            # nothing may read the data before the check: no hoisting
+            self._checked_in_graph = True
         with tf.control_dependencies(checks):
             fed = {node: tf.identity(value) for node, value in fed.items()}
             for node, value in fed.items():

@@ -1,7 +1,8 @@
-"""NengoDL's TensorGraph with keras_nengo's time loop.
+"""NengoDL's TensorGraph with keras_nengo's time loop and builders.
 
-`TensorGraph` keeps NengoDL's planner, signals and operator builders, and owns
-the loop body: before each step's operators it writes the input Nodes' data
+`TensorGraph` keeps NengoDL's planner and signals, builds operators with
+keras_nengo's builders where it has them (`keras_nengo.engine.builders`), and
+owns the loop body: before each step's operators it writes the input Nodes' data
 and the precomputed values of the hoisted, stateless input-driven operators
 (`keras_nengo.engine.hoisting`), which no longer run per step.
 """
@@ -15,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_nengo._compat import nengo_dl
+from keras_nengo.engine.builders import Builder
 from keras_nengo.engine.hoisting import Hoisting
 
 _STEPWISE = threading.local()
@@ -46,6 +48,7 @@ class TensorGraph(nengo_dl.tensor_graph.TensorGraph):
 
     def __init__(self, *args, hoist=True, **kwargs):
         super().__init__(*args, **kwargs)
+        self.op_builder = Builder(self.plan)
         self.hoisting = None
         self._hoisted = {}
         self._hoist_enabled = False
@@ -60,7 +63,7 @@ class TensorGraph(nengo_dl.tensor_graph.TensorGraph):
         if hoisting:
             self.hoisting = hoisting
             full = self.op_builder
-            hoisted = nengo_dl.builder.Builder(hoisting.plan)
+            hoisted = Builder(hoisting.plan)
             # operator groups in both plans share one builder (and so the state
             # of NengoDL's post-build, e.g. Python step functions of Processes)
             hoisted.op_builds.update(
