@@ -7,7 +7,8 @@ with ``tensor_scatter_nd_add``/``_update`` and one index pair per element
 untouched parts and the new part is the same result (element for element:
 the same single addition, the rest copied) without the index arithmetic.
 Profiled on the bench's ``ff_2x1000`` net, the two scatter-adds of its
-DotInc targets were 27 % of the op time of ``fit``.
+DotInc targets were 27 % of the op time of ``fit``. The first write of a step
+into a base NengoDL makes with ``scatter_nd`` into zeros; here it is a pad.
 
 `SlicedSignalDict` is NengoDL's ``SignalDict`` with that write; keras_nengo
 gives it to the TensorGraphs it builds (`use_sliced_writes`), so NengoDL's own
@@ -26,6 +27,16 @@ class SlicedSignalDict(nengo_dl.signals.SignalDict):
 
     def scatter(self, dst, val, mode="update"):
         base = self.bases.get(dst.key)
+        if (
+            isinstance(base, tuple)
+            and mode == "update"
+            and len(dst.slices) == 1
+            and not (val.dtype.is_floating and val.dtype.base_dtype != self.dtype)
+        ):
+            # the step's first write into a base: the rest is zeros (as
+            # NengoDL's scatter_nd makes it), padded around instead of indexed
+            self._first_write(base, dst, val)
+            return
         if (
             not isinstance(base, tf.Tensor)
             or len(dst.slices) != 1
@@ -59,6 +70,20 @@ class SlicedSignalDict(nengo_dl.signals.SignalDict):
             parts.append(part(stop, size))
         self.bases[dst.key] = tf.concat(parts, axis=axis)
         self.write_types["sliced_" + ("add" if mode == "inc" else "update")] += 1
+
+    def _first_write(self, shape, dst, val):
+        axis = int(dst.minibatched)
+        start, stop = dst.slices[0]
+        part = list(shape)
+        part[axis] = stop - start
+        if val.shape != part:
+            val = tf.reshape(val, part)
+        paddings = [[0, 0]] * len(shape)
+        paddings[axis] = [start, shape[axis] - stop]
+        self.bases[dst.key] = (
+            val if start == 0 and stop == shape[axis] else tf.pad(val, paddings)
+        )
+        self.write_types["sliced_first"] += 1
 
 
 def use_sliced_writes(graph):

@@ -50,20 +50,31 @@ def test_forward_and_gradients_equal_nengo_dl_scatters():
         assert writes["scatter_add"] + writes["scatter_update"] < (
             scatters["scatter_add"] + scatters["scatter_update"]
         )
+        # keras_nengo's engine sums in another order (its own builders,
+        # hoisting): Nengo's semantics to float rounding, not NengoDL's bits
         reference = sim.predict({net.stim: x})
         for probe, name in zip(model.output_probes, model.output_names):
-            np.testing.assert_array_equal(spiking[name], reference[probe])
+            np.testing.assert_allclose(
+                spiking[name], reference[probe], rtol=1e-5, atol=1e-6
+            )
         # training=True: NengoDL's Keras model on the same inputs
         n_steps = np.full((4, 1), 25, dtype=np.int32)
         outputs = sim.keras_model([tf.constant(x), tf.constant(n_steps)], training=True)
         for probe, name in zip(model.output_probes, model.output_names):
             index = sim.model.probes.index(probe)
-            np.testing.assert_array_equal(rates[name], outputs[index].numpy())
+            np.testing.assert_allclose(
+                rates[name], outputs[index].numpy(), rtol=1e-5, atol=1e-6
+            )
     assert np.abs(spiking["p_c"]).max() > 0.05
 
 
 def test_training_step_equals_scatter_training_step():
-    """One fit epoch with sliced writes gives NengoDL's weights."""
+    """One fit epoch with sliced writes gives NengoDL's weights.
+
+    This training is sensitive (large updates through a product of decoded
+    values): float32 rounding in another summation order moves the weights by
+    a few 1e-5 of the update each made, so they are compared at 1e-4 of it.
+    """
     net = sliced_network()
     model = kn.NengoModel(net, inputs=[net.stim], outputs=[net.p_b])
     rng = np.random.RandomState(1)
@@ -79,6 +90,8 @@ def test_training_step_equals_scatter_training_step():
         sim.fit({net.stim: x}, {net.p_b: y}, epochs=1, shuffle=False, verbose=0)
         for param in model.nengo_layer.parameters:
             reference = sim.data.get_params((param.obj, param.attr))[0]
+            update = np.abs(reference - param.initial_value).max()
+            assert update > 0, param.name
             np.testing.assert_allclose(
-                after[param.name], reference, atol=1e-6, rtol=1e-5
+                after[param.name], reference, atol=1e-4 * update, rtol=0
             )
