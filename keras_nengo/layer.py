@@ -41,7 +41,6 @@ def _default_seed(network, seed):
     return int(np.random.randint(np.iinfo(np.int32).max))
 
 
-@_compat.register_serializable
 def _checked(value, condition, message):
     """``value``, passed on by a ``tf.cond`` that fails with ``message`` unless
     ``condition`` holds: what uses the value depends on the check by data, which
@@ -54,6 +53,7 @@ def _checked(value, condition, message):
     return tf.cond(condition, lambda: tf.identity(value), fail)
 
 
+@_compat.register_serializable
 class NengoLayer(StatefulLayerMixin, keras.layers.Layer):
     """A Nengo network as a Keras layer with one variable per Nengo parameter.
 
