@@ -39,11 +39,15 @@ def _trainer(side, bench, sizes):
     from keras_nengo import NengoModel  # pylint: disable=import-outside-toplevel
     from keras_nengo._compat import (  # pylint: disable=import-outside-toplevel
         nengo_dl,
+        tf_keras,
     )
 
     n_samples, n_steps, batch_size = data_shape(bench, sizes)
     x, y = bench_data(bench, n_samples, n_steps)
-    optimizer = tf.keras.optimizers.SGD(bench.learning_rate)
+    # each side gets an optimizer of its Keras (NengoDL's is always tf-keras)
+    optimizer = (tf.keras if side == "keras_nengo" else tf_keras).optimizers.SGD(
+        bench.learning_rate
+    )
     if side == "keras_nengo":
         model = NengoModel(bench.network, inputs=bench.inputs, outputs=[bench.output])
         model.compile(optimizer=optimizer, loss="mse")

@@ -124,10 +124,10 @@ def throughput(bench: BenchNetwork, sizes: BenchSizes = FULL) -> dict:
         NengoModel skipped as non-finite; ``"reference_error"``: why there is
         no reference (or None).
     """
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     from keras_nengo._compat import (  # pylint: disable=import-outside-toplevel
         nengo_dl,
+        tf_keras,
     )
     from keras_nengo.bench.references import (  # pylint: disable=import-outside-toplevel
         Reference,
@@ -168,7 +168,8 @@ def throughput(bench: BenchNetwork, sizes: BenchSizes = FULL) -> dict:
         bench.network, minibatch_size=batch_size, progress_bar=False
     ) as sim:
         sim.compile(
-            optimizer=tf.keras.optimizers.SGD(bench.learning_rate),
+            # NengoDL's Keras (tf-keras, also in a Keras 3 process)
+            optimizer=tf_keras.optimizers.SGD(bench.learning_rate),
             loss={bench.output: "mse"},
         )
         functions[("fit", "nengo_dl")] = lambda: sim.fit(
