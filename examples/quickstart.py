@@ -74,8 +74,12 @@ def main(argv=None):
     before = model.get_named_weights()
     spiking_before, _ = spiking_error(model, x_test, args.steps)
     loss_before = model.evaluate(
-        x_test_long, {net.p_out: x_test_long**2}, batch_size=32, verbose=0
-    )[0]
+        x_test_long,
+        {net.p_out: x_test_long**2},
+        batch_size=32,
+        verbose=0,
+        return_dict=True,
+    )["loss"]
     print(
         f"\nBefore training: evaluate loss {loss_before:.4f} (spiking, unfiltered), "
         f"filtered spiking error {spiking_before:.4f}"
@@ -93,8 +97,12 @@ def main(argv=None):
 
     spiking_after, output = spiking_error(model, x_test, args.steps)
     loss_after = model.evaluate(
-        x_test_long, {net.p_out: x_test_long**2}, batch_size=32, verbose=0
-    )[0]
+        x_test_long,
+        {net.p_out: x_test_long**2},
+        batch_size=32,
+        verbose=0,
+        return_dict=True,
+    )["loss"]
     print(
         f"After training:  evaluate loss {loss_after:.4f} (spiking, unfiltered), "
         f"filtered spiking error {spiking_after:.4f}"

@@ -343,6 +343,15 @@ def variable_name(variable) -> str:
     return variable.path if KERAS_3 else variable.name.split(":")[0]
 
 
+def tf_variable(variable):
+    """The ``tf.Variable`` behind a Keras variable (Keras 3 wraps one).
+
+    For TensorFlow APIs that take only ``tf.Variable`` (``ForwardAccumulator``);
+    reading a Keras 3 variable reads this one, so watching it watches both.
+    """
+    return variable.value if KERAS_3 else variable
+
+
 def distribution_strategy(model):
     """The ``tf.distribute`` strategy ``model`` was made under, or None."""
     return model._distribute_strategy if KERAS_3 else model._distribution_strategy
@@ -351,6 +360,54 @@ def distribution_strategy(model):
 def compiled_loss(model):
     """The loss ``compile`` set up, or None before ``compile(loss=...)``."""
     return getattr(model, "_compile_loss", None) if KERAS_3 else model.compiled_loss
+
+
+@contextlib.contextmanager
+def data_in_dtype(dtype):
+    """Let Keras take ``fit``/``evaluate``/``predict`` data in ``dtype``.
+
+    Keras 3's data adapters cast float arrays (NumPy or TensorFlow) to
+    ``floatx``, so a float64 model's data would be rounded to float32 on the
+    way in; while the block runs ``floatx`` is ``dtype``. tf-keras keeps tensors
+    as given (`keras_nengo.model_data` hands it tensors).
+    """
+    if not KERAS_3 or dtype == keras.config.floatx():
+        yield
+        return
+    previous = keras.config.floatx()
+    keras.config.set_floatx(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(previous)
+
+
+def losses_in_dtype(loss, dtype):
+    """``compile``'s ``loss`` (one, a list or a dict) computed in ``dtype``.
+
+    Keras 3 computes a loss in ``floatx`` (float32) unless it was made with a
+    dtype, which would round a float64 model's outputs and gradients to float32.
+    Losses given by name or function are made with the model's dtype here; a
+    ``Loss`` object keeps the dtype it was made with. tf-keras computes a loss
+    in its inputs' dtype.
+    """
+    if not KERAS_3 or dtype == keras.config.floatx():
+        return loss
+    if isinstance(loss, dict):
+        return {key: losses_in_dtype(value, dtype) for key, value in loss.items()}
+    if isinstance(loss, (list, tuple)):
+        return type(loss)(losses_in_dtype(value, dtype) for value in loss)
+    if loss is None or isinstance(loss, keras.losses.Loss):
+        return loss
+    function = keras.losses.get(loss)
+    if isinstance(function, keras.losses.Loss):
+        return loss
+    name = loss if isinstance(loss, str) else getattr(function, "__name__", None)
+    from keras.src.losses.losses import (  # pylint: disable=import-outside-toplevel
+        LossFunctionWrapper,
+    )
+
+    return LossFunctionWrapper(function, name=name, dtype=dtype)
 
 
 def record_loss(model, x, y, loss):

@@ -22,6 +22,7 @@ from keras_nengo import _compat
 from keras_nengo import data as data_module
 from keras_nengo import saving
 from keras_nengo._compat import in_xla_compilation, keras, nengo_dl
+from keras_nengo._keras3_limits import check_tensor_node_layers
 from keras_nengo.batching import run_in_chunks, run_padded
 from keras_nengo.naming import NameTable
 from keras_nengo.simulation import SUPPORTED_DTYPES, Simulation
@@ -202,6 +203,7 @@ class NengoLayer(StatefulLayerMixin, keras.layers.Layer):
         # TensorNode layers get their weights inside this layer and are tracked;
         # built for the default size, which a first fit or predict then reuses
         self._graph(self._minibatch_size)
+        check_tensor_node_layers(self.network, self.names)
         super().build(input_shape)
 
     def _graph(self, minibatch_size):

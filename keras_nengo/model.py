@@ -182,7 +182,7 @@ class NengoModel(
         try:
             super().compile(
                 optimizer=optimizer,
-                loss=by_name(loss),
+                loss=_compat.losses_in_dtype(by_name(loss), self.dtype),
                 metrics=by_name(metrics),
                 **kwargs,
             )
@@ -236,9 +236,10 @@ class NengoModel(
             ),
             None,
         )
-        history = super().fit(
-            x, y, batch_size=batch_size, validation_data=validation_data, **kwargs
-        )
+        with _compat.data_in_dtype(self.dtype):
+            history = super().fit(
+                x, y, batch_size=batch_size, validation_data=validation_data, **kwargs
+            )
         skipped = int(self._skipped_batches.numpy())
         if skipped:
             warnings.warn(
@@ -252,7 +253,8 @@ class NengoModel(
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         x, y = self._prepare(x, y, batch_size)
-        return super().evaluate(x, y, batch_size=batch_size, **kwargs)
+        with _compat.data_in_dtype(self.dtype):
+            return super().evaluate(x, y, batch_size=batch_size, **kwargs)
 
     def predict(self, x=None, batch_size=None, n_steps=None, **kwargs):
         """Run the network as defined (spiking neurons spike).
@@ -277,7 +279,8 @@ class NengoModel(
                 self._predict_no_inputs[int(n_steps)] = function
             return tf.nest.map_structure(lambda t: t.numpy(), function())
         x, _ = self._prepare(x, None, batch_size)
-        return super().predict(x, batch_size=batch_size, **kwargs)
+        with _compat.data_in_dtype(self.dtype):
+            return super().predict(x, batch_size=batch_size, **kwargs)
 
     def reset_states(self):
         """Return to the initial simulation state and time 0 (``stateful=True``).

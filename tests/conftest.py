@@ -21,7 +21,30 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from keras_nengo._compat import KERAS_3  # noqa: E402
+
 REPO_ROOT = pathlib.Path(keras_nengo.__file__).parents[1]
+
+
+def only_tf_keras(reason):
+    """Skip a test in a Keras 3 run, saying why it is tf-keras's only."""
+    return pytest.mark.skipif(KERAS_3, reason=f"tf-keras only: {reason}")
+
+
+def only_keras_3(reason):
+    """Skip a test in a tf-keras run, saying why it is Keras 3's only."""
+    return pytest.mark.skipif(not KERAS_3, reason=f"Keras 3 only: {reason}")
+
+
+def weight_name(variable, layer_name="nengo"):
+    """The keras_nengo name of a NengoLayer's variable, in either Keras.
+
+    tf-keras names it ``<name>:0``; Keras 3 forbids ``/`` in names, so there the
+    name is the variable's path after the layer's (``<model>/nengo/<name>``).
+    """
+    if KERAS_3:
+        return variable.path.partition(f"{layer_name}/")[2] or variable.path
+    return variable.name.split(":")[0]
 
 # one place for the tolerances the tests use
 TOLERANCES = {

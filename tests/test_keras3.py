@@ -370,3 +370,76 @@ def test_fit_and_predict_equal_those_of_tf_keras(rng, tmp_path):
     assert_close(model.predict(x, verbose=0), tf_keras_run["predicted"])
     for name, variable in model.named_weights.items():
         assert_close(variable.numpy(), tf_keras_run[name.replace("/", "|")])
+
+
+# --- what Keras 3 refuses, by name ---------------------------------------------
+
+
+@keras3
+@pytest.mark.parametrize("which", ["keras", "tf_keras"])
+def test_tensor_node_layer_with_weights_is_refused_by_name(which):
+    import keras  # pylint: disable=import-outside-toplevel
+
+    layers = keras.layers if which == "keras" else tf_keras.layers
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node(np.zeros(2), label="stim")
+        hidden = nengo_dl.TensorNode(
+            layers.Dense(3, name="dense_in_node"),
+            shape_in=(2,),
+            pass_time=False,
+            label="hidden",
+        )
+        nengo.Connection(stim, hidden, synapse=None)
+        nengo.Probe(hidden)
+
+    with pytest.raises(
+        ValueError,
+        match=rf"TensorNode 'hidden'.*'dense_in_node' \(Dense\) with 2 weight.*"
+        rf"Received: a {which} layer with weights.*Fix: put the layer outside.*"
+        "TF_USE_LEGACY_KERAS=1",
+    ):
+        kn.NengoModel(net)
+
+
+@keras3
+def test_weightless_tensor_node_layer_runs_as_in_nengo_dl(rng):
+    import keras  # pylint: disable=import-outside-toplevel
+
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node(np.zeros(2), label="stim")
+        relu = nengo_dl.TensorNode(
+            keras.layers.ReLU(), shape_in=(2,), pass_time=False, label="relu"
+        )
+        nengo.Connection(stim, relu, synapse=None)
+        nengo.Probe(relu, label="out")
+    x = rng.randn(3, N_STEPS, 2).astype("float32")
+
+    predicted = kn.NengoModel(net, seed=0).predict(x, verbose=0)
+
+    assert_close(predicted, np.maximum(x, 0))
+
+
+@keras3
+def test_converter_of_a_keras_3_model_is_refused_and_tf_keras_converts():
+    import keras  # pylint: disable=import-outside-toplevel
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="d")(inputs), name="k3")
+    with pytest.raises(
+        TypeError,
+        match=r"converts tf-keras models only.*Received: model='k3' \(keras\..*"
+        r"Expected: a tf_keras.Model.*Fix: build the model to convert with "
+        "tf-keras",
+    ):
+        nengo_dl.Converter(model)
+
+    # the way out: the same model in tf-keras converts, and runs as Keras runs it
+    inputs = tf_keras.Input((4,))
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(2)(inputs))
+    converter = nengo_dl.Converter(model)
+    x = np.random.RandomState(0).randn(3, 1, 4).astype("float32")
+    nengo_model = kn.NengoModel(
+        converter.net, outputs=[converter.outputs[model.outputs[0]]]
+    )
+    predicted = nengo_model.predict({converter.inputs[model.inputs[0]]: x}, verbose=0)
+    assert_close(predicted[:, 0], model.predict(x[:, 0], verbose=0))
