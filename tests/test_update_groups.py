@@ -4,11 +4,17 @@ import nengo
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import assert_close
+from conftest import assert_close, only_tf_keras
 
 import keras_nengo as kn
 from keras_nengo._compat import nengo_dl
 from keras_nengo.bench import tutorial_network
+
+pytestmark = only_tf_keras(
+    "grouped updates hand the optimizer a flat tf.Variable, and Keras 3's "
+    "optimizers update Keras variables only (there each named weight is updated "
+    "on its own)"
+)
 
 OPTIMIZERS = {
     "sgd_nesterov": lambda: tf.keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
