@@ -79,12 +79,6 @@ def _check_keras_tuner_mode(keras_3):
     )
 
 
-def _keras_3_in_use() -> bool:
-    """True if the process already imported Keras 3 (``import keras``, tf.keras)."""
-    keras = sys.modules.get("keras")
-    return keras is not None and str(getattr(keras, "__version__", "")).startswith("3")
-
-
 def _select_keras():
     """Import TensorFlow quietly; return ``(tf, keras_3)`` for the user's Keras.
 
@@ -94,14 +88,8 @@ def _select_keras():
         If ``TF_USE_LEGACY_KERAS`` asks for tf-keras but ``tf.keras`` was
         resolved to Keras 3 before it was set.
     """
-    user_value = os.environ.get("TF_USE_LEGACY_KERAS")
-    if user_value is None and not _keras_3_in_use():
-        # Transitional default while Keras 3 support is completed (tf.distribute,
-        # keras-tuner and TensorNode weights are not done there yet): a process
-        # that has not chosen gets tf-keras, as before; one that set
-        # TF_USE_LEGACY_KERAS=0 or already imported Keras 3 gets Keras 3
-        os.environ["TF_USE_LEGACY_KERAS"] = user_value = "1"
-    legacy = user_value in _LEGACY_KERAS_ON
+    # Keras's own convention, read as TensorFlow reads it: never set here
+    legacy = os.environ.get("TF_USE_LEGACY_KERAS") in _LEGACY_KERAS_ON
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     # honour TF_CPP_MIN_LOG_LEVEL (unless the user asked for everything, 0) for
@@ -431,7 +419,11 @@ def record_loss(model, x, y, loss):
 def apply_gradients(optimizer, gradients, variables):
     """``optimizer.apply_gradients`` of gradients already summed over replicas."""
     if KERAS_3:
-        # Keras 3's optimizers take no aggregation option
+        # Keras 3's optimizers always sum gradients over replicas (they take no
+        # option to skip it): hand each replica its share of the sum
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            gradients = [gradient / replicas for gradient in gradients]
         optimizer.apply_gradients(zip(gradients, variables))
     elif isinstance(optimizer, tf.keras.optimizers.legacy.Optimizer):
         optimizer.apply_gradients(

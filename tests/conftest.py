@@ -9,10 +9,10 @@ import sys
 import textwrap
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# The suite tests keras_nengo in tf-keras, which keras_nengo uses where
-# TF_USE_LEGACY_KERAS=1 (child processes inherit it); tests/test_keras3.py runs
-# in Keras 3 in a process of its own. TF_USE_LEGACY_KERAS=0 runs the suite in
-# Keras 3.
+# The suite runs in the Keras TF_USE_LEGACY_KERAS names, chosen here explicitly
+# (child processes inherit it): tf-keras unless it is set; with
+# TF_USE_LEGACY_KERAS=0 the same suite runs in Keras 3 (CI runs both). Tests
+# that make sense in one Keras only skip in the other, saying why.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 # before TensorFlow resolves tf.keras
