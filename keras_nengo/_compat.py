@@ -435,6 +435,27 @@ def apply_gradients(optimizer, gradients, variables):
         )
 
 
+def logs_for_reduction(logs):
+    """``train_step``'s logs in a form Keras can reduce over the replicas.
+
+    Keras 3 averages each log over the workers of a
+    ``MultiWorkerMirroredStrategy`` along axis 0, which fails for a scalar
+    ("Invalid reduction dimension 0", TensorFlow issue 72388, any Keras 3
+    model); as vectors of one value they reduce to the scalar. Every worker's
+    logs already describe the global batch, so their mean is that value.
+    """
+    if not KERAS_3:
+        return logs
+    # pylint: disable=import-outside-toplevel
+    from keras.src.backend.tensorflow.trainer import (
+        _collective_all_reduce_multi_worker,
+    )
+
+    if not _collective_all_reduce_multi_worker(tf.distribute.get_strategy()):
+        return logs
+    return {key: tf.reshape(value, [1]) for key, value in logs.items()}
+
+
 def register_serializable(cls):
     """Register ``cls`` under ``keras_nengo>`` with the user's Keras."""
     return keras.saving.register_keras_serializable(package="keras_nengo")(cls)

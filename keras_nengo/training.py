@@ -44,6 +44,28 @@ class TrainStepMixin:
     def distribute_reduction_method(self, value: str):
         self._distribute_reduction_method = value
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras 3: build the compiled metrics under a strategy from one replica's batch.
+
+        Keras 3 averages the first distributed batch over the replicas to build
+        with (``strategy.reduce``), which ``MultiWorkerMirroredStrategy`` cannot
+        do for a dict of inputs; any replica's batch has the structure and
+        dtypes the build needs. (tf-keras has no such step.)
+        """
+        strategy = _compat.distribution_strategy(self)
+        if iterator is not None and strategy is not None:
+            for _, _, batches in iterator:
+                data_batch = tf.nest.map_structure(
+                    lambda value: (
+                        strategy.experimental_local_results(value)[0]
+                        if isinstance(value, tf.distribute.DistributedValues)
+                        else value
+                    ),
+                    next(batches),
+                )
+                break
+        return super()._maybe_symbolic_build(data_batch=data_batch)
+
     def _update_groups_for(self, variables):
         """The compiled `UpdateGroups` if they apply to ``variables`` now, else None."""
         groups = getattr(self, "_update_groups", None)
@@ -138,7 +160,7 @@ class TrainStepMixin:
             for variable, gradient in zip(variables, gradients):
                 name = names.get(id(variable), _compat.variable_name(variable))
                 logs[f"grad_norm/{name}"] = tf.norm(gradient)
-        return logs
+        return _compat.logs_for_reduction(logs)
 
     def gradients(self, x, y, sample_weight=None) -> dict:
         """Gradients of the compiled loss w.r.t. each named trainable weight.

@@ -37,8 +37,11 @@ N_STEPS = 5
 @pytest.mark.slow  # a fresh pytest process importing the whole stack: ~1 min
 def test_in_a_keras3_process():
     env = dict(os.environ, TF_USE_LEGACY_KERAS="0")
+    command = [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider"]
+    # this module's slow tests too (this test is slow itself), but not this one
+    command += ["-m", "slow or not slow", "-k", "not test_in_a_keras3_process"]
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider"],
+        command,
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -49,6 +52,7 @@ def test_in_a_keras3_process():
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
     # every test ran there (none skipped for want of Keras 3)
     assert " passed" in result.stdout and "skipped" not in result.stdout
+    assert "failed" not in result.stdout
 
 
 def two_d_network():
@@ -443,3 +447,22 @@ def test_converter_of_a_keras_3_model_is_refused_and_tf_keras_converts():
     )
     predicted = nengo_model.predict({converter.inputs[model.inputs[0]]: x}, verbose=0)
     assert_close(predicted[:, 0], model.predict(x[:, 0], verbose=0))
+
+
+# --- tf.distribute ---------------------------------------------------------------
+
+
+@keras3
+@pytest.mark.slow  # worker processes importing the whole stack: ~40 s each
+@pytest.mark.parametrize("strategy", ["mirrored", "multi_worker"])
+def test_distributed_fit_equals_single_device(tmp_path, strategy):
+    # tests/test_distribute.py's checks, in Keras 3: its optimizers sum the
+    # replicas' gradients themselves, and Keras 3 reduces logs over workers
+    # along axis 0; a batch with a NaN on the second replica is skipped by all
+    import test_distribute  # pylint: disable=import-outside-toplevel
+
+    check = {
+        "mirrored": test_distribute.test_mirrored_fit_equals_single_device,
+        "multi_worker": test_distribute.test_multi_worker_fit_equals_single_device,
+    }[strategy]
+    check(tmp_path, nan_batch=1)
