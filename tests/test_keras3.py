@@ -466,3 +466,12 @@ def test_distributed_fit_equals_single_device(tmp_path, strategy):
         "multi_worker": test_distribute.test_multi_worker_fit_equals_single_device,
     }[strategy]
     check(tmp_path, nan_batch=1)
+
+
+@keras3
+@pytest.mark.slow  # a chief and two worker processes: ~40 s
+def test_distributed_tuner_runs_every_trial_once(tmp_path):
+    # tests/test_tuning.py's check, with keras-tuner in its Keras 3 mode
+    import test_tuning  # pylint: disable=import-outside-toplevel
+
+    test_tuning.test_distributed_search_runs_every_trial_once(tmp_path)
