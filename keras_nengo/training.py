@@ -162,6 +162,9 @@ class TrainStepMixin:
                 logs[f"grad_norm/{name}"] = tf.norm(gradient)
         return _compat.logs_for_reduction(logs)
 
+    def test_step(self, data):
+        return _compat.logs_for_reduction(super().test_step(data))
+
     def gradients(self, x, y, sample_weight=None) -> dict:
         """Gradients of the compiled loss w.r.t. each named trainable weight.
 

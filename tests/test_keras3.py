@@ -475,3 +475,22 @@ def test_distributed_tuner_runs_every_trial_once(tmp_path):
     import test_tuning  # pylint: disable=import-outside-toplevel
 
     test_tuning.test_distributed_search_runs_every_trial_once(tmp_path)
+
+
+@keras3
+def test_stateful_layer_takes_its_batch_size_from_a_functional_input(rng):
+    import keras  # pylint: disable=import-outside-toplevel
+
+    net = two_d_network()
+    layer = kn.NengoLayer(net, outputs=[net.probes[0]], stateful=True)
+    inputs = keras.Input((N_STEPS, 2), batch_size=2)
+    model = keras.Model(inputs, layer(inputs))
+    x = rng.uniform(-1, 1, size=(2, N_STEPS, 2)).astype("float32")
+
+    first = model.predict(x, batch_size=2, verbose=0)
+    second = model.predict(x, batch_size=2, verbose=0)
+
+    (expected,) = nengo_dl_predict(net, layer, np.concatenate([x, x], 1))
+    assert layer.fixed_batch_size == 2
+    assert_close(first, expected[:, :N_STEPS], kind="float32")
+    assert_close(second, expected[:, N_STEPS:], kind="float32")
