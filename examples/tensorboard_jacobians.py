@@ -4,7 +4,8 @@ Trains NengoDL's tutorial network (x -> x**2 -> sin(x**2), encoders and biases
 trainable) with ``model.fit`` and three sources of TensorBoard data:
 
 - ``tf.keras.callbacks.TensorBoard(histogram_freq=1)``: ``epoch_loss`` and a
-  weight histogram per named weight (``square/encoders``, ...);
+  weight histogram per named weight (``nengo/square/encoders/histogram`` in
+  Keras 3, ``square/encoders_0/histogram`` in tf-keras);
 - ``NengoModel(gradient_norms=True)``: ``grad_norm/<weight name>`` in the logs,
   so TensorBoard writes ``epoch_grad_norm/<weight name>``;
 - ``keras_nengo.callbacks.JacobianNormLogger(images=True)``: the norm of

@@ -129,10 +129,7 @@ class TrainStepMixin:
         groups.zero()
 
         def apply():
-            optimizer.apply_gradients(
-                zip(flat, groups.optimizer_variables),
-                skip_gradients_aggregation=True,
-            )
+            _compat.apply_gradients(optimizer, flat, groups.optimizer_variables)
 
         tf.__internal__.smart_cond.smart_cond(
             _all_finite(loss, flat), apply, self._skip_batch
