@@ -47,7 +47,7 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from keras_nengo._compat import tf_variable
+from keras_nengo._keras_apis import tf_variable
 
 __all__ = ["jacobian", "jacobian_norms", "output_steps"]
 

@@ -18,7 +18,7 @@ import nengo  # noqa: E402  (after _compat so that nengo_dl is patched first)
 import numpy as np
 import tensorflow as tf
 
-from keras_nengo import _compat
+from keras_nengo import _keras_apis
 from keras_nengo import data as data_module
 from keras_nengo import saving
 from keras_nengo._compat import in_xla_compilation, keras, nengo_dl
@@ -42,7 +42,7 @@ def _default_seed(network, seed):
     return int(np.random.randint(np.iinfo(np.int32).max))
 
 
-@_compat.register_serializable
+@_keras_apis.register_serializable
 class NengoLayer(StatefulLayerMixin, keras.layers.Layer):
     """A Nengo network as a Keras layer with one variable per Nengo parameter.
 
@@ -153,9 +153,9 @@ class NengoLayer(StatefulLayerMixin, keras.layers.Layer):
         #: call instead of in a loop over chunks (which XLA may fail to compile)
         self.batches_fit_minibatch = False
         # a cache, not layer state: kept out of checkpoints and SavedModels
-        _compat.set_untracked(self, "_eager_calls", {})
+        _keras_apis.set_untracked(self, "_eager_calls", {})
         # simulation state of a stateful layer, made by its first call
-        _compat.set_untracked(self, "_state", None)
+        _keras_apis.set_untracked(self, "_state", None)
 
     @property
     def input_nodes(self) -> list:
@@ -197,7 +197,7 @@ class NengoLayer(StatefulLayerMixin, keras.layers.Layer):
         if self.built:
             return
         for param in self.parameters:
-            self.named_variables[param.name] = _compat.add_named_variable(
+            self.named_variables[param.name] = _keras_apis.add_named_variable(
                 self, param.name, param.initial_value, param.trainable
             )
         # TensorNode layers get their weights inside this layer and are tracked;
@@ -371,7 +371,7 @@ class NengoLayer(StatefulLayerMixin, keras.layers.Layer):
         shape = _first_shape(input_shape)
         steps = None if shape is None else tf.TensorShape(shape)[1]
         shapes = [
-            _compat.output_shape([None, steps, probe.size_in])
+            _keras_apis.output_shape([None, steps, probe.size_in])
             for probe in self.output_probes
         ]
         return shapes[0] if len(shapes) == 1 else shapes
@@ -396,7 +396,7 @@ class NengoLayer(StatefulLayerMixin, keras.layers.Layer):
         config = dict(config)
         network, inputs, outputs = saving.deserialize_network(config.pop("network"))
         if "dtype" in config:
-            config["dtype"] = _compat.dtype_name(config["dtype"])
+            config["dtype"] = _keras_apis.dtype_name(config["dtype"])
         return cls(network, inputs=inputs, outputs=outputs, **config)
 
 

@@ -24,7 +24,7 @@ import pickle
 
 import cloudpickle
 
-from keras_nengo import _compat
+from keras_nengo import _compat, _keras_apis
 
 #: marks the format of a serialized network in a config
 FORMAT = "keras_nengo.network/cloudpickle-v1"
@@ -55,7 +55,7 @@ def deserialize_network(config: dict):
             f"Expected a network serialized by keras_nengo (format {FORMAT!r}). "
             f"Received: {config!r:.200}."
         )
-    if _compat.in_safe_mode():
+    if _keras_apis.in_safe_mode():
         raise ValueError(
             "This file holds a Nengo network, which is stored as a Python pickle; "
             "unpickling runs code, so Keras's safe_mode refuses it. If you trust "

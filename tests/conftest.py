@@ -46,6 +46,7 @@ def weight_name(variable, layer_name="nengo"):
         return variable.path.partition(f"{layer_name}/")[2] or variable.path
     return variable.name.split(":")[0]
 
+
 # one place for the tolerances the tests use
 TOLERANCES = {
     # same float32 computation, possibly different op order

@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 
 import keras_nengo as kn
-from keras_nengo.bench import tutorial_network
 from keras_nengo._compat import KERAS_3
+from keras_nengo.bench import tutorial_network
 from keras_nengo.callbacks import JacobianNormLogger
 
 

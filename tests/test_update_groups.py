@@ -179,9 +179,7 @@ def test_model_made_under_a_strategy_updates_per_variable():
     for trained in (model, reference):
         trained.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
     n_own = own_variables(tf.keras.optimizers.Adam(0.01))
-    assert len(model.optimizer.variables) == n_own + 2 * len(
-        model.trainable_variables
-    )
+    assert len(model.optimizer.variables) == n_own + 2 * len(model.trainable_variables)
     for variable, expected in zip(
         model.trainable_variables, reference.trainable_variables
     ):
