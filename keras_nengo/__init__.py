@@ -17,6 +17,7 @@ from keras_nengo.version import version as __version__
 from keras_nengo import callbacks, tuning  # isort: skip  (kn.callbacks, kn.tuning)
 
 _keras3_limits.refuse_converting_keras_3_models()
+_keras3_limits.refuse_keras_3_objects_in_nengo_dl_compile()
 
 
 def __getattr__(name):

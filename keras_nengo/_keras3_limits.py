@@ -12,6 +12,9 @@ refused here with an error that names the object and says what to do instead:
 - **``nengo_dl.Converter`` of a Keras 3 model.** The converter reads tf-keras
   internals (``get_input_shape_at``, inbound nodes) that Keras 3 models do not
   have. A tf-keras model converts in a Keras 3 process too.
+- **Keras 3 optimizers, losses and metrics in ``nengo_dl.Simulator.compile``**
+  (NengoDL's own Keras model is tf-keras; it would say only "Could not
+  interpret optimizer identifier").
 """
 
 from __future__ import annotations
@@ -80,3 +83,48 @@ def refuse_converting_keras_3_models() -> None:
 
     __init__._keras_nengo_checked = True
     converter.__init__ = __init__
+
+
+def refuse_keras_3_objects_in_nengo_dl_compile() -> None:
+    """Make ``nengo_dl.Simulator.compile`` refuse Keras 3 objects by name."""
+    simulator = nengo_dl.Simulator
+    if getattr(simulator.compile, "_keras_nengo_checked", False):
+        return
+    original = simulator.compile
+
+    @functools.wraps(original)
+    def compile(self, *args, **kwargs):  # pylint: disable=redefined-builtin
+        if KERAS_3:
+            for value in _flattened(list(args) + list(kwargs.values())):
+                if type(value).__module__.startswith("keras."):
+                    raise TypeError(
+                        "nengo_dl.Simulator.compile takes tf-keras objects "
+                        "(NengoDL's Keras); this process uses Keras 3. Received: "
+                        f"{type(value).__module__}.{type(value).__name__} "
+                        f"({value!r}). Expected: the same from tf_keras. Fix: "
+                        "`import tf_keras` and pass "
+                        f"tf_keras.{_kind(value)}.{type(value).__name__}(...) "
+                        "(or a string such as 'sgd' or 'mse'); or train with "
+                        "kn.NengoModel, which takes Keras 3 objects."
+                    )
+        return original(self, *args, **kwargs)
+
+    compile._keras_nengo_checked = True
+    simulator.compile = compile
+
+
+def _flattened(values):
+    for value in values:
+        if isinstance(value, dict):
+            yield from _flattened(value.values())
+        elif isinstance(value, (list, tuple)):
+            yield from _flattened(value)
+        else:
+            yield value
+
+
+def _kind(value) -> str:
+    for kind in ("optimizers", "losses", "metrics"):
+        if f".{kind}." in type(value).__module__:
+            return kind
+    return "<module>"

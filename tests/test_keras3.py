@@ -494,3 +494,31 @@ def test_stateful_layer_takes_its_batch_size_from_a_functional_input(rng):
     assert layer.fixed_batch_size == 2
     assert_close(first, expected[:, :N_STEPS], kind="float32")
     assert_close(second, expected[:, N_STEPS:], kind="float32")
+
+
+@keras3
+def test_keras_3_objects_in_nengo_dl_compile_are_refused_by_name(rng):
+    import keras  # pylint: disable=import-outside-toplevel
+
+    net = two_d_network()
+    with nengo_dl.Simulator(net, minibatch_size=2, progress_bar=False) as sim:
+        with pytest.raises(
+            TypeError,
+            match=r"takes tf-keras objects.*Received: keras\.src\.optimizers\.sgd"
+            r"\.SGD.*Fix: `import tf_keras` and pass tf_keras\.optimizers\.SGD",
+        ):
+            sim.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        with pytest.raises(TypeError, match=r"tf_keras\.losses\.MeanSquaredError"):
+            sim.compile(
+                optimizer="sgd", loss={net.probes[0]: keras.losses.MeanSquaredError()}
+            )
+        # the way out: tf-keras objects train as before
+        sim.compile(optimizer=tf_keras.optimizers.SGD(0.1), loss="mse")
+        x = rng.uniform(-1, 1, size=(2, N_STEPS, 2))
+        history = sim.fit(
+            {net.nodes[0]: x},
+            {net.probes[0]: np.zeros((2, N_STEPS, 2))},
+            epochs=1,
+            verbose=0,
+        )
+    assert np.isfinite(history.history["loss"][0])
