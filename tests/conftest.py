@@ -31,11 +31,6 @@ def only_tf_keras(reason):
     return pytest.mark.skipif(KERAS_3, reason=f"tf-keras only: {reason}")
 
 
-def only_keras_3(reason):
-    """Skip a test in a tf-keras run, saying why it is Keras 3's only."""
-    return pytest.mark.skipif(not KERAS_3, reason=f"Keras 3 only: {reason}")
-
-
 def weight_name(variable, layer_name="nengo"):
     """The keras_nengo name of a NengoLayer's variable, in either Keras.
 
