@@ -53,7 +53,7 @@ import argparse  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import keras_nengo as kn  # noqa: E402  (first: selects tf-keras)
+import keras_nengo as kn  # noqa: E402  (first: makes NengoDL importable)
 import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")

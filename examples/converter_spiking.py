@@ -29,11 +29,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import argparse  # noqa: E402
 
-import keras_nengo as kn  # noqa: E402  (first: selects tf-keras, fixes NengoDL)
+import keras_nengo as kn  # noqa: E402  (first: makes NengoDL importable)
 import nengo  # noqa: E402
 import nengo_dl  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+import tf_keras  # noqa: E402
 
 
 def load_digits(n_train, n_test):
@@ -64,19 +65,21 @@ def load_digits(n_train, n_test):
 
 def build_keras_model(seed):
     """Two ReLU convolutions and a dense read-out (logits) for 8x8 images."""
-    init = tf.keras.initializers.GlorotUniform
-    inp = tf.keras.Input(shape=(8, 8, 1), name="image")
-    hidden = tf.keras.layers.Conv2D(
+    # built with tf-keras, the Keras whose models nengo_dl.Converter reads (in a
+    # Keras 3 process too); the converted network then trains in either Keras
+    init = tf_keras.initializers.GlorotUniform
+    inp = tf_keras.Input(shape=(8, 8, 1), name="image")
+    hidden = tf_keras.layers.Conv2D(
         16, 3, activation=tf.nn.relu, kernel_initializer=init(seed)
     )(inp)
-    hidden = tf.keras.layers.Conv2D(
+    hidden = tf_keras.layers.Conv2D(
         32, 3, strides=2, activation=tf.nn.relu, kernel_initializer=init(seed + 1)
     )(hidden)
-    hidden = tf.keras.layers.Flatten()(hidden)
-    out = tf.keras.layers.Dense(10, kernel_initializer=init(seed + 2), name="logits")(
+    hidden = tf_keras.layers.Flatten()(hidden)
+    out = tf_keras.layers.Dense(10, kernel_initializer=init(seed + 2), name="logits")(
         hidden
     )
-    return tf.keras.Model(inp, out), inp, out
+    return tf_keras.Model(inp, out), inp, out
 
 
 def convert(keras_model, scale):
@@ -159,7 +162,11 @@ def main(argv=None):
     with nengo_dl.Simulator(
         reference.net, minibatch_size=args.batch_size, seed=0, progress_bar=False
     ) as sim:
-        sim.compile(optimizer=tf.keras.optimizers.Adam(args.lr), loss=loss)
+        # NengoDL trains with tf-keras objects, whichever Keras the process uses
+        sim.compile(
+            optimizer=tf_keras.optimizers.Adam(args.lr),
+            loss=tf_keras.losses.CategoricalCrossentropy(from_logits=True),
+        )
         sim.fit(
             {reference.inputs[inp]: x_train},
             {reference.outputs[out]: y_train_onehot},

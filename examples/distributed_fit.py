@@ -32,7 +32,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
-import keras_nengo as kn  # noqa: E402  (first: selects tf-keras)
+import keras_nengo as kn  # noqa: E402  (first: makes NengoDL importable)
 import nengo  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

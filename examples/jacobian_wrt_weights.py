@@ -35,7 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import argparse  # noqa: E402
 
-import keras_nengo as kn  # noqa: E402  (first: selects tf-keras)
+import keras_nengo as kn  # noqa: E402  (first: makes NengoDL importable)
 import nengo  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import keras_nengo as kn  # first: selects tf-keras
+import keras_nengo as kn  # first: makes NengoDL importable
 import nengo
 import nir
 import numpy as np

@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import argparse  # noqa: E402
 
-import keras_nengo as kn  # noqa: E402  (first: selects tf-keras)
+import keras_nengo as kn  # noqa: E402  (first: makes NengoDL importable)
 import nengo  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -74,8 +74,12 @@ def main(argv=None):
     before = model.get_named_weights()
     spiking_before, _ = spiking_error(model, x_test, args.steps)
     loss_before = model.evaluate(
-        x_test_long, {net.p_out: x_test_long**2}, batch_size=32, verbose=0
-    )[0]
+        x_test_long,
+        {net.p_out: x_test_long**2},
+        batch_size=32,
+        verbose=0,
+        return_dict=True,
+    )["loss"]
     print(
         f"\nBefore training: evaluate loss {loss_before:.4f} (spiking, unfiltered), "
         f"filtered spiking error {spiking_before:.4f}"
@@ -93,8 +97,12 @@ def main(argv=None):
 
     spiking_after, output = spiking_error(model, x_test, args.steps)
     loss_after = model.evaluate(
-        x_test_long, {net.p_out: x_test_long**2}, batch_size=32, verbose=0
-    )[0]
+        x_test_long,
+        {net.p_out: x_test_long**2},
+        batch_size=32,
+        verbose=0,
+        return_dict=True,
+    )["loss"]
     print(
         f"After training:  evaluate loss {loss_after:.4f} (spiking, unfiltered), "
         f"filtered spiking error {spiking_after:.4f}"

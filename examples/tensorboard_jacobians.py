@@ -4,7 +4,8 @@ Trains NengoDL's tutorial network (x -> x**2 -> sin(x**2), encoders and biases
 trainable) with ``model.fit`` and three sources of TensorBoard data:
 
 - ``tf.keras.callbacks.TensorBoard(histogram_freq=1)``: ``epoch_loss`` and a
-  weight histogram per named weight (``square/encoders``, ...);
+  weight histogram per named weight (``nengo/square/encoders/histogram`` in
+  Keras 3, ``square/encoders_0/histogram`` in tf-keras);
 - ``NengoModel(gradient_norms=True)``: ``grad_norm/<weight name>`` in the logs,
   so TensorBoard writes ``epoch_grad_norm/<weight name>``;
 - ``keras_nengo.callbacks.JacobianNormLogger(images=True)``: the norm of
@@ -26,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import argparse  # noqa: E402
 import collections  # noqa: E402
 
-import keras_nengo as kn  # noqa: E402  (first: selects tf-keras)
+import keras_nengo as kn  # noqa: E402  (first: makes NengoDL importable)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 

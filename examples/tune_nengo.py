@@ -18,7 +18,7 @@ keras-tuner's environment variables set by ``run_distributed``)::
 import argparse
 import tempfile
 
-import keras_nengo  # noqa: F401  (first: selects tf-keras for keras_tuner)
+import keras_nengo  # noqa: F401  (first: before keras_tuner)
 import keras_tuner as kt
 import nengo
 import numpy as np

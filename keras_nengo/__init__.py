@@ -7,6 +7,7 @@ work on the current stack (see ``keras_nengo._compat``).
 """
 
 from keras_nengo import _compat  # noqa: F401  (must run before anything else)
+from keras_nengo import _keras3_limits
 from keras_nengo.engine import Simulator
 from keras_nengo.jacobian import jacobian_norms
 from keras_nengo.layer import NengoLayer
@@ -14,6 +15,9 @@ from keras_nengo.model import NengoModel
 from keras_nengo.version import version as __version__
 
 from keras_nengo import callbacks, tuning  # isort: skip  (kn.callbacks, kn.tuning)
+
+_keras3_limits.refuse_converting_keras_3_models()
+_keras3_limits.refuse_keras_3_objects_in_nengo_dl_compile()
 
 
 def __getattr__(name):

@@ -22,9 +22,9 @@ This module is the only place that deals with those gaps:
 - keras-tuner is imported in the mode matching the chosen Keras (its tf.keras
   mode under tf-keras, refusing to continue if it was already imported in its
   Keras 3 mode).
-- Where the two Kerases' APIs differ for a layer (variables, tracking, output
-  shapes, dtypes in configs, serialization), the functions at the end of this
-  module hide the difference.
+- Where the two Kerases' APIs differ for a layer or model (variables,
+  tracking, output shapes, dtypes, serialization, training and distribution
+  steps), `keras_nengo._keras_apis` hides the difference.
 - It mends what NengoDL 3.6.0 and Nengo 4.1 get wrong with Nengo 4 and NumPy 2
   (`keras_nengo._nengo4_fixes`) and, on a machine without GPU hardware, keeps
   the CUDA runtime's start-up line and NengoDL's "No GPU support detected"
@@ -79,12 +79,6 @@ def _check_keras_tuner_mode(keras_3):
     )
 
 
-def _keras_3_in_use() -> bool:
-    """True if the process already imported Keras 3 (``import keras``, tf.keras)."""
-    keras = sys.modules.get("keras")
-    return keras is not None and str(getattr(keras, "__version__", "")).startswith("3")
-
-
 def _select_keras():
     """Import TensorFlow quietly; return ``(tf, keras_3)`` for the user's Keras.
 
@@ -94,14 +88,8 @@ def _select_keras():
         If ``TF_USE_LEGACY_KERAS`` asks for tf-keras but ``tf.keras`` was
         resolved to Keras 3 before it was set.
     """
-    user_value = os.environ.get("TF_USE_LEGACY_KERAS")
-    if user_value is None and not _keras_3_in_use():
-        # Transitional default while Keras 3 support is completed (tf.distribute,
-        # keras-tuner and TensorNode weights are not done there yet): a process
-        # that has not chosen gets tf-keras, as before; one that set
-        # TF_USE_LEGACY_KERAS=0 or already imported Keras 3 gets Keras 3
-        os.environ["TF_USE_LEGACY_KERAS"] = user_value = "1"
-    legacy = user_value in _LEGACY_KERAS_ON
+    # Keras's own convention, read as TensorFlow reads it: never set here
+    legacy = os.environ.get("TF_USE_LEGACY_KERAS") in _LEGACY_KERAS_ON
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     # honour TF_CPP_MIN_LOG_LEVEL (unless the user asked for everything, 0) for
@@ -268,127 +256,6 @@ def in_xla_compilation() -> bool:
         return False
     graph = tf.compat.v1.get_default_graph()
     return bool(control_flow_util.GraphOrParentsInXlaContext(graph))
-
-
-# -- where the two Kerases' layer APIs differ --------------------------------------
-
-
-def set_untracked(obj, name, value):
-    """Set ``obj.name = value`` without Keras or TensorFlow tracking ``value``.
-
-    For caches and simulation state a layer keeps out of its weights,
-    checkpoints and SavedModels (both Kerases track what is assigned to a layer).
-    """
-    object.__setattr__(obj, name, value)
-
-
-def add_named_variable(layer, name, initial_value, trainable):
-    """A variable of ``layer`` named ``name``, starting at ``initial_value``.
-
-    ``name`` is a keras_nengo name, in which ``"/"`` separates subnetworks. In
-    tf-keras it is the variable's name (``<layer>/<name>:0``). Keras 3 refuses
-    ``"/"`` in a variable's name: there the subnetworks become name scopes, so
-    that the variable's ``path`` is ``<layer>/<name>`` and its ``name`` the
-    last piece. The caller keeps the variable in a tracked attribute (tf-keras
-    tracks it here already).
-    """
-    if not KERAS_3:
-        return layer.add_weight(
-            name=name,
-            shape=initial_value.shape,
-            dtype=layer.dtype,
-            initializer=tf.constant_initializer(initial_value),
-            trainable=trainable,
-        )
-    *scopes, last = name.split("/")
-    with contextlib.ExitStack() as stack:
-        # the layer's scope as Keras's add_weight opens it (under its parent's)
-        stack.enter_context(keras.name_scope(layer.name, caller=layer))
-        for scope in scopes:
-            stack.enter_context(keras.name_scope(scope))
-        return keras.Variable(
-            initial_value.astype(layer.dtype),
-            dtype=layer.dtype,
-            trainable=trainable,
-            name=last,
-        )
-
-
-def output_shape(dims):
-    """A layer's output shape as its Keras expects it from ``compute_output_shape``."""
-    return tuple(dims) if KERAS_3 else tf.TensorShape(dims)
-
-
-def dtype_name(dtype):
-    """The name of ``dtype`` as a layer config holds it (Keras 3: a policy)."""
-    if isinstance(dtype, dict):
-        # Keras 3 serializes a layer's dtype as its DTypePolicy
-        return dtype.get("config", {}).get("name", dtype)
-    return getattr(dtype, "name", dtype)
-
-
-def in_safe_mode() -> bool:
-    """True inside ``load_model(..., safe_mode=True)`` of the user's Keras."""
-    # pylint: disable=import-outside-toplevel
-    if KERAS_3:
-        from keras.src.saving import serialization_lib
-    else:
-        from tf_keras.src.saving import serialization_lib
-    return bool(serialization_lib.in_safe_mode())
-
-
-def variable_name(variable) -> str:
-    """A Keras variable's unique name: its ``path`` in Keras 3 (``name`` is only
-    its last piece there), its ``name`` without ``:0`` in tf-keras."""
-    return variable.path if KERAS_3 else variable.name.split(":")[0]
-
-
-def distribution_strategy(model):
-    """The ``tf.distribute`` strategy ``model`` was made under, or None."""
-    return model._distribute_strategy if KERAS_3 else model._distribution_strategy
-
-
-def compiled_loss(model):
-    """The loss ``compile`` set up, or None before ``compile(loss=...)``."""
-    return getattr(model, "_compile_loss", None) if KERAS_3 else model.compiled_loss
-
-
-def record_loss(model, x, y, loss):
-    """What Keras's own ``train_step`` does with the loss besides differentiating it.
-
-    Keras 3 logs ``loss`` from a tracker its ``train_step`` updates (not
-    ``compute_loss``); tf-keras checks that targets and loss were given.
-    """
-    if not KERAS_3:
-        model._validate_target_and_loss(y, loss)
-        return
-    from keras.src import losses, tree  # pylint: disable=import-outside-toplevel
-
-    first = next(value for value in tree.flatten(x) if value is not None)
-    model._loss_tracker.update_state(
-        losses.loss.unscale_loss_for_distribution(loss),
-        sample_weight=tf.shape(first)[0],
-    )
-
-
-def apply_gradients(optimizer, gradients, variables):
-    """``optimizer.apply_gradients`` of gradients already summed over replicas."""
-    if KERAS_3:
-        # Keras 3's optimizers take no aggregation option
-        optimizer.apply_gradients(zip(gradients, variables))
-    elif isinstance(optimizer, tf.keras.optimizers.legacy.Optimizer):
-        optimizer.apply_gradients(
-            zip(gradients, variables), experimental_aggregate_gradients=False
-        )
-    else:
-        optimizer.apply_gradients(
-            zip(gradients, variables), skip_gradients_aggregation=True
-        )
-
-
-def register_serializable(cls):
-    """Register ``cls`` under ``keras_nengo>`` with the user's Keras."""
-    return keras.saving.register_keras_serializable(package="keras_nengo")(cls)
 
 
 tf, KERAS_3 = _select_keras()

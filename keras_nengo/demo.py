@@ -173,12 +173,19 @@ def run_demo(
         "output), not of sin(x^2):"
     )
     print("     x  jacobian  own slope  2x cos(x^2)  output  sin(x^2)")
+    # one-sided differences: where they part, a neuron's rate curve bends
+    # sharply (its firing threshold) between x - step and x + step; the slope
+    # at x (the Jacobian) then lies between them, not at their mean
+    left = (rate_output - np.asarray(below)[:, -1, 0]) / step
+    right = (np.asarray(above)[:, -1, 0] - rate_output) / step
     for i in range(0, len(points), 4):
         point = points[i]
+        kink = abs(left[i] - right[i]) > 0.05 * max(1.0, abs(slope[i]))
         print(
             f"{point:6.2f}  {jacobian[i]:8.3f}  {slope[i]:9.3f}  "
             f"{2 * point * np.cos(point**2):11.3f}  {rate_output[i]:6.3f}  "
             f"{np.sin(point**2):8.3f}"
+            + (f"  kink: left {left[i]:.3f}, right {right[i]:.3f}" if kink else "")
         )
     print(
         "The Jacobian agrees with the network's own slope. It follows 2x cos(x^2) "

@@ -47,6 +47,7 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from keras_nengo._keras_apis import tf_variable
 from keras_nengo.engine.tensor_graph import stepwise_reads
 
 __all__ = ["jacobian", "jacobian_norms", "output_steps"]
@@ -267,14 +268,14 @@ def _weight_forward(function, inputs, variables, indices):
     shapes = [tuple(variables[name].shape) for name in names]
     sizes = [int(np.prod(shape)) for shape in shapes]
     total = sum(sizes)
-    dtype = variables[names[0]].dtype
+    dtype = tf_variable(variables[names[0]]).dtype
     out = function(inputs)
 
     def direction(index):
         one_hot = tf.split(tf.one_hot(index, total, dtype=dtype), sizes)
         tangents = [tf.reshape(t, shape) for t, shape in zip(one_hot, shapes)]
         with tf.autodiff.ForwardAccumulator(
-            [variables[name] for name in names], tangents
+            [tf_variable(variables[name]) for name in names], tangents
         ) as accumulator, stepwise_reads():
             value = function(inputs)
         jvp = accumulator.jvp(value, unconnected_gradients="zero")

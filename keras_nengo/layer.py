@@ -18,10 +18,11 @@ import nengo  # noqa: E402  (after _compat so that nengo_dl is patched first)
 import numpy as np
 import tensorflow as tf
 
-from keras_nengo import _compat
+from keras_nengo import _keras_apis
 from keras_nengo import data as data_module
 from keras_nengo import saving
 from keras_nengo._compat import in_xla_compilation, keras, nengo_dl
+from keras_nengo._keras3_limits import check_tensor_node_layers
 from keras_nengo.batching import run_in_chunks, run_padded
 from keras_nengo.naming import NameTable
 from keras_nengo.simulation import SUPPORTED_DTYPES, Simulation
@@ -53,7 +54,7 @@ def _checked(value, condition, message):
     return tf.cond(condition, lambda: tf.identity(value), fail)
 
 
-@_compat.register_serializable
+@_keras_apis.register_serializable
 class NengoLayer(StatefulLayerMixin, keras.layers.Layer):
     """A Nengo network as a Keras layer with one variable per Nengo parameter.
 
@@ -164,9 +165,9 @@ class NengoLayer(StatefulLayerMixin, keras.layers.Layer):
         #: call instead of in a loop over chunks (which XLA may fail to compile)
         self.batches_fit_minibatch = False
         # a cache, not layer state: kept out of checkpoints and SavedModels
-        _compat.set_untracked(self, "_eager_calls", {})
+        _keras_apis.set_untracked(self, "_eager_calls", {})
         # simulation state of a stateful layer, made by its first call
-        _compat.set_untracked(self, "_state", None)
+        _keras_apis.set_untracked(self, "_state", None)
 
     @property
     def input_nodes(self) -> list:
@@ -208,12 +209,13 @@ class NengoLayer(StatefulLayerMixin, keras.layers.Layer):
         if self.built:
             return
         for param in self.parameters:
-            self.named_variables[param.name] = _compat.add_named_variable(
+            self.named_variables[param.name] = _keras_apis.add_named_variable(
                 self, param.name, param.initial_value, param.trainable
             )
         # TensorNode layers get their weights inside this layer and are tracked;
         # built for the default size, which a first fit or predict then reuses
         self._graph(self._minibatch_size)
+        check_tensor_node_layers(self.network, self.names)
         super().build(input_shape)
 
     def _graph(self, minibatch_size):
@@ -379,7 +381,7 @@ class NengoLayer(StatefulLayerMixin, keras.layers.Layer):
         shape = _first_shape(input_shape)
         steps = None if shape is None else tf.TensorShape(shape)[1]
         shapes = [
-            _compat.output_shape([None, steps, probe.size_in])
+            _keras_apis.output_shape([None, steps, probe.size_in])
             for probe in self.output_probes
         ]
         return shapes[0] if len(shapes) == 1 else shapes
@@ -404,7 +406,7 @@ class NengoLayer(StatefulLayerMixin, keras.layers.Layer):
         config = dict(config)
         network, inputs, outputs = saving.deserialize_network(config.pop("network"))
         if "dtype" in config:
-            config["dtype"] = _compat.dtype_name(config["dtype"])
+            config["dtype"] = _keras_apis.dtype_name(config["dtype"])
         return cls(network, inputs=inputs, outputs=outputs, **config)
 
 

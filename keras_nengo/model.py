@@ -15,10 +15,11 @@ import warnings
 import nengo
 import tensorflow as tf
 
-from keras_nengo import _compat
+from keras_nengo import _keras_apis
 from keras_nengo import data as data_module
 from keras_nengo import saving
-from keras_nengo._compat import keras, set_untracked
+from keras_nengo._compat import keras
+from keras_nengo._keras_apis import set_untracked
 from keras_nengo.jacobian_request import JacobianMixin
 from keras_nengo.layer import NengoLayer, check_compilable
 from keras_nengo.model_data import ModelDataMixin
@@ -28,7 +29,7 @@ from keras_nengo.update_groups import update_groups_for
 from keras_nengo.weights import NamedWeightsMixin
 
 
-@_compat.register_serializable
+@_keras_apis.register_serializable
 class NengoModel(
     JacobianMixin, NamedWeightsMixin, TrainStepMixin, ModelDataMixin, keras.Model
 ):
@@ -182,7 +183,7 @@ class NengoModel(
         try:
             super().compile(
                 optimizer=optimizer,
-                loss=by_name(loss),
+                loss=_keras_apis.losses_in_dtype(by_name(loss), self.dtype),
                 metrics=by_name(metrics),
                 **kwargs,
             )
@@ -197,7 +198,7 @@ class NengoModel(
             list(self.nengo_layer.named_variables.values()),
             self.trainable_variables,
             previous=self._update_groups,
-            distributed=_compat.distribution_strategy(self) is not None,
+            distributed=_keras_apis.distribution_strategy(self) is not None,
         )
         set_untracked(self, "_update_groups", groups)
         if groups is None:
@@ -236,9 +237,10 @@ class NengoModel(
             ),
             None,
         )
-        history = super().fit(
-            x, y, batch_size=batch_size, validation_data=validation_data, **kwargs
-        )
+        with _keras_apis.data_in_dtype(self.dtype):
+            history = super().fit(
+                x, y, batch_size=batch_size, validation_data=validation_data, **kwargs
+            )
         skipped = int(self._skipped_batches.numpy())
         if skipped:
             warnings.warn(
@@ -252,7 +254,8 @@ class NengoModel(
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         x, y = self._prepare(x, y, batch_size)
-        return super().evaluate(x, y, batch_size=batch_size, **kwargs)
+        with _keras_apis.data_in_dtype(self.dtype):
+            return super().evaluate(x, y, batch_size=batch_size, **kwargs)
 
     def predict(self, x=None, batch_size=None, n_steps=None, **kwargs):
         """Run the network as defined (spiking neurons spike).
@@ -277,7 +280,8 @@ class NengoModel(
                 self._predict_no_inputs[int(n_steps)] = function
             return tf.nest.map_structure(lambda t: t.numpy(), function())
         x, _ = self._prepare(x, None, batch_size)
-        return super().predict(x, batch_size=batch_size, **kwargs)
+        with _keras_apis.data_in_dtype(self.dtype):
+            return super().predict(x, batch_size=batch_size, **kwargs)
 
     def reset_states(self):
         """Return to the initial simulation state and time 0 (``stateful=True``).

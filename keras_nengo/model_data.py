@@ -13,7 +13,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from keras_nengo import data as data_module
-from keras_nengo._compat import keras, set_untracked
+from keras_nengo._compat import keras
+from keras_nengo._keras_apis import set_untracked
 
 #: Keras's batch size when fit/evaluate/predict are given none
 DEFAULT_BATCH_SIZE = 32

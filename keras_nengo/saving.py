@@ -24,7 +24,7 @@ import pickle
 
 import cloudpickle
 
-from keras_nengo import _compat
+from keras_nengo import _compat, _keras_apis
 
 #: marks the format of a serialized network in a config
 FORMAT = "keras_nengo.network/cloudpickle-v1"
@@ -55,7 +55,7 @@ def deserialize_network(config: dict):
             f"Expected a network serialized by keras_nengo (format {FORMAT!r}). "
             f"Received: {config!r:.200}."
         )
-    if _compat.in_safe_mode():
+    if _keras_apis.in_safe_mode():
         raise ValueError(
             "This file holds a Nengo network, which is stored as a Python pickle; "
             "unpickling runs code, so Keras's safe_mode refuses it. If you trust "
@@ -74,7 +74,8 @@ def atomic_file(filepath, overwrite=True):
     """Yield a path to write instead of ``filepath``, moved onto it on success.
 
     For a local ``.keras``, ``.h5`` or ``.hdf5`` file the path is a partial file
-    beside it (same folder, same extension, so Keras picks the same format);
+    beside it (same folder, same extension, ``.weights.h5`` included, so Keras
+    picks the same format);
     ``os.replace`` then swaps it in at once, so ``filepath`` holds either the
     old complete file or the new one, also if the process is killed meanwhile.
     Other targets (SavedModel folders, TensorFlow checkpoint prefixes, which
@@ -86,6 +87,9 @@ def atomic_file(filepath, overwrite=True):
         return
     path = os.fspath(filepath)
     stem, extension = os.path.splitext(path)
+    if stem.endswith(".weights"):
+        # Keras 3 takes weights files by their double extension only
+        stem, extension = stem[: -len(".weights")], ".weights" + extension
     if (
         extension not in (".keras", ".h5", ".hdf5")
         or "://" in path

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_nengo._compat import in_functional_construction, set_untracked
+from keras_nengo._compat import in_functional_construction
+from keras_nengo._keras_apis import set_untracked
 from keras_nengo.simulation import outside_trace
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_nengo import _compat
+from keras_nengo import _compat, _keras_apis
 
 
 def _all_finite(loss, gradients):
@@ -43,6 +43,28 @@ class TrainStepMixin:
     @distribute_reduction_method.setter
     def distribute_reduction_method(self, value: str):
         self._distribute_reduction_method = value
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras 3: build compiled metrics under a strategy from one replica's batch.
+
+        Keras 3 averages the first distributed batch over the replicas to build
+        with (``strategy.reduce``), which ``MultiWorkerMirroredStrategy`` cannot
+        do for a dict of inputs; any replica's batch has the structure and
+        dtypes the build needs. (tf-keras has no such step.)
+        """
+        strategy = _keras_apis.distribution_strategy(self)
+        if iterator is not None and strategy is not None:
+            for _, _, batches in iterator:
+                data_batch = tf.nest.map_structure(
+                    lambda value: (
+                        strategy.experimental_local_results(value)[0]
+                        if isinstance(value, tf.distribute.DistributedValues)
+                        else value
+                    ),
+                    next(batches),
+                )
+                break
+        return super()._maybe_symbolic_build(data_batch=data_batch)
 
     def _update_groups_for(self, variables):
         """The compiled `UpdateGroups` if they apply to ``variables`` now, else None."""
@@ -75,7 +97,7 @@ class TrainStepMixin:
         optimizer = self.optimizer
 
         def apply(gradients):
-            _compat.apply_gradients(optimizer, gradients, variables)
+            _keras_apis.apply_gradients(optimizer, gradients, variables)
 
         if tf.__internal__.distribute.strategy_supports_no_merge_call():
             tf.__internal__.smart_cond.smart_cond(
@@ -107,10 +129,7 @@ class TrainStepMixin:
         groups.zero()
 
         def apply():
-            optimizer.apply_gradients(
-                zip(flat, groups.optimizer_variables),
-                skip_gradients_aggregation=True,
-            )
+            _keras_apis.apply_gradients(optimizer, flat, groups.optimizer_variables)
 
         tf.__internal__.smart_cond.smart_cond(
             _all_finite(loss, flat), apply, self._skip_batch
@@ -124,7 +143,7 @@ class TrainStepMixin:
         with tf.GradientTape() as tape:
             y_pred = self(x, training=True)
             loss = self.compute_loss(x, y, y_pred, sample_weight)
-        _compat.record_loss(self, x, y, loss)
+        _keras_apis.record_loss(self, x, y, loss)
         variables = self.trainable_variables
         gradients = tape.gradient(loss, variables)
         gradients = [
@@ -136,9 +155,12 @@ class TrainStepMixin:
         if self.gradient_norms:
             names = {id(v): n for n, v in self.nengo_layer.named_variables.items()}
             for variable, gradient in zip(variables, gradients):
-                name = names.get(id(variable), _compat.variable_name(variable))
+                name = names.get(id(variable), _keras_apis.variable_name(variable))
                 logs[f"grad_norm/{name}"] = tf.norm(gradient)
-        return logs
+        return _keras_apis.logs_for_reduction(logs)
+
+    def test_step(self, data):
+        return _keras_apis.logs_for_reduction(super().test_step(data))
 
     def gradients(self, x, y, sample_weight=None) -> dict:
         """Gradients of the compiled loss w.r.t. each named trainable weight.
@@ -162,7 +184,7 @@ class TrainStepMixin:
         RuntimeError
             If the model is not compiled.
         """
-        if _compat.compiled_loss(self) is None:
+        if _keras_apis.compiled_loss(self) is None:
             raise RuntimeError(
                 "gradients() uses the compiled loss, but the model is not compiled. "
                 "Call model.compile(loss=...) first."

@@ -27,6 +27,7 @@ update does.
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from keras_nengo._compat import KERAS_3, keras
@@ -47,10 +48,6 @@ ELEMENTWISE = tuple(
 
 def why_not_grouped(optimizer) -> str | None:
     """Why ``optimizer`` must update the named variables one by one, or None."""
-    if KERAS_3:
-        return (
-            "Keras 3's optimizers update Keras variables only, not a flat tf.Variable"
-        )
     if type(optimizer) not in ELEMENTWISE:
         return (
             f"{type(optimizer).__name__} is not one of the element-wise "
@@ -61,6 +58,9 @@ def why_not_grouped(optimizer) -> str | None:
             return f"{option} is set (it looks at whole variables or their values)"
     if getattr(optimizer, "use_ema", False):
         return "use_ema is set (it averages the variables' values)"
+    if getattr(optimizer, "gradient_accumulation_steps", None):
+        # Keras 3: the update would land in the flat variable on later steps
+        return "gradient_accumulation_steps is set (updates wait for later steps)"
     if tf.distribute.has_strategy():
         return "a tf.distribute strategy is in use"
     return None
@@ -71,28 +71,36 @@ class _Group:
 
     def __init__(self, variables):
         self.members = list(variables)
-        self.sizes = [int(v.shape.num_elements()) for v in self.members]
-        dtype = self.members[0].dtype
+        self.sizes = [int(np.prod(v.shape)) for v in self.members]
+        dtype = tf.as_dtype(self.members[0].dtype)
         with tf.init_scope():
-            self.flat = tf.Variable(
-                tf.zeros([sum(self.sizes)], dtype),
-                trainable=False,
-                name=f"named_weights_{dtype.name}",
-            )
+            self.flat = _flat_variable(sum(self.sizes), dtype)
 
     def gradient(self, gradients):
         return tf.concat([_reshaped(g, [-1]) for g in gradients], axis=0)
 
     def add_update(self):
         """Add the optimizer's update (left in the zeroed flat variable) to members."""
-        pieces = tf.split(self.flat.read_value(), self.sizes)
+        pieces = tf.split(tf.convert_to_tensor(self.flat), self.sizes)
         for variable, piece in zip(self.members, pieces):
             variable.assign_add(_reshaped(piece, variable.shape))
 
 
+def _flat_variable(size, dtype):
+    """The zeroed flat variable the optimizer updates, of the optimizer's Keras.
+
+    Keras 3's optimizers take Keras variables only (and update trainable
+    ones); no layer tracks this one, so it is in no model's weights.
+    """
+    name = f"named_weights_{dtype.name}"
+    if KERAS_3:
+        return keras.Variable(np.zeros(size, dtype.as_numpy_dtype), name=name)
+    return tf.Variable(tf.zeros([size], dtype), trainable=False, name=name)
+
+
 def _reshaped(tensor, shape):
     # vectors (biases) are already flat: no reshape ops for them in the step
-    if tensor.shape.rank == 1 and len(shape) == 1:
+    if len(tensor.shape) == 1 and len(shape) == 1:
         return tensor
     return tf.reshape(tensor, shape)
 
@@ -163,10 +171,13 @@ def update_groups_for(optimizer, named, variables, previous=None, distributed=Fa
         groups = previous
     else:
         groups = UpdateGroups(named, variables)
-    if getattr(optimizer, "_built", False) and any(
-        optimizer._var_key(v)  # pylint: disable=protected-access
-        not in optimizer._index_dict  # pylint: disable=protected-access
-        for v in groups.optimizer_variables
+    # pylint: disable=protected-access
+    built_for = getattr(optimizer, "_index_dict", None)
+    if KERAS_3:
+        built_for = optimizer._trainable_variables_indices
+    built = optimizer.built if KERAS_3 else getattr(optimizer, "_built", False)
+    if built and any(
+        optimizer._var_key(v) not in built_for for v in groups.optimizer_variables
     ):
         return None
     return groups

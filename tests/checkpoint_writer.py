@@ -24,7 +24,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras_nengo as kn  # noqa: E402  isort: skip  (selects tf-keras first)
+import keras_nengo as kn  # noqa: E402  isort: skip  (first: makes NengoDL importable)
 import nengo  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

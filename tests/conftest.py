@@ -9,10 +9,10 @@ import sys
 import textwrap
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# The suite tests keras_nengo in tf-keras, which keras_nengo uses where
-# TF_USE_LEGACY_KERAS=1 (child processes inherit it); tests/test_keras3.py runs
-# in Keras 3 in a process of its own. TF_USE_LEGACY_KERAS=0 runs the suite in
-# Keras 3.
+# The suite runs in the Keras TF_USE_LEGACY_KERAS names, chosen here explicitly
+# (child processes inherit it): tf-keras unless it is set; with
+# TF_USE_LEGACY_KERAS=0 the same suite runs in Keras 3 (CI runs both). Tests
+# that make sense in one Keras only skip in the other, saying why.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 # before TensorFlow resolves tf.keras
@@ -21,7 +21,26 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from keras_nengo._compat import KERAS_3  # noqa: E402
+
 REPO_ROOT = pathlib.Path(keras_nengo.__file__).parents[1]
+
+
+def only_tf_keras(reason):
+    """Skip a test in a Keras 3 run, saying why it is tf-keras's only."""
+    return pytest.mark.skipif(KERAS_3, reason=f"tf-keras only: {reason}")
+
+
+def weight_name(variable, layer_name="nengo"):
+    """The keras_nengo name of a NengoLayer's variable, in either Keras.
+
+    tf-keras names it ``<name>:0``; Keras 3 forbids ``/`` in names, so there the
+    name is the variable's path after the layer's (``<model>/nengo/<name>``).
+    """
+    if KERAS_3:
+        return variable.path.partition(f"{layer_name}/")[2] or variable.path
+    return variable.name.split(":")[0]
+
 
 # one place for the tolerances the tests use
 TOLERANCES = {

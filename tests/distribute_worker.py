@@ -19,7 +19,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras_nengo as kn  # noqa: E402  isort: skip  (first: selects tf-keras)
+import keras_nengo as kn  # noqa: E402  isort: skip  (first: makes NengoDL importable)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 

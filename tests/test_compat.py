@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
-from conftest import assert_close, run_in_fresh_python
+from conftest import assert_close, only_tf_keras, run_in_fresh_python
 from nengo._vendor.scipy.sparse import (
     linalg_expm,
     linalg_interface,
@@ -71,6 +71,7 @@ def zoh_reference(a, b, dt):
 # --- the stack works together -------------------------------------------------
 
 
+@only_tf_keras("the suite's tf-keras process")
 def test_tf_keras_is_tf_keras():
     assert tf.keras.Model is tf_keras.Model
     assert tf.keras.layers.Dense is tf_keras.layers.Dense
@@ -100,6 +101,7 @@ def test_keras_is_tf_keras_restores_modules(monkeypatch):
     assert "keras.engine" not in sys.modules
 
 
+@only_tf_keras("keras-tuner's tf.keras mode")
 def test_keras_tuner_tunes_a_tf_keras_model(tmp_path):
     def build(hp):
         model = tf.keras.Sequential(
@@ -185,6 +187,7 @@ def test_error_keras_tuner_in_keras3_mode():
         )
 
 
+@only_tf_keras("the suite's tf-keras process")
 def test_keras_of_this_process_is_tf_keras():
     assert _compat.KERAS_3 is False
     assert _compat.keras.Model is tf_keras.Model
@@ -380,20 +383,28 @@ def test_no_gpu_warning_from_nengo_dl_simulator_without_gpu_hardware():
 
 
 @pytest.mark.slow  # fresh interpreters importing the whole stack: ~15 s each
-def test_transitional_default_keras():
-    """Until Keras 3 support is complete, a process that has not chosen gets
-    tf-keras; one that imported Keras 3 first (or set the variable to 0) gets
-    Keras 3."""
+def test_keras_is_the_users_choice():
+    """Keras's own convention: Keras 3 unless TF_USE_LEGACY_KERAS=1 was set, and
+    importing keras_nengo does not choose (it sets no variable)."""
     run_in_fresh_python("""
-        import keras_nengo
-        from keras_nengo import _compat
-        assert _compat.KERAS_3 is False
-        assert _compat.keras.Model.__module__.startswith("tf_keras")
-        """)
-    run_in_fresh_python("""
+        import os
         import keras
         import keras_nengo
         from keras_nengo import _compat
+        assert "TF_USE_LEGACY_KERAS" not in os.environ
         assert _compat.KERAS_3 is True
         assert issubclass(keras_nengo.NengoLayer, keras.Layer)
+        assert issubclass(keras_nengo.NengoModel, keras.Model)
         """)
+    run_in_fresh_python(
+        """
+        import tensorflow as tf
+        import tf_keras
+        import keras_nengo
+        from keras_nengo import _compat
+        assert _compat.KERAS_3 is False
+        assert tf.keras.Model is tf_keras.Model
+        assert issubclass(keras_nengo.NengoModel, tf_keras.Model)
+        """,
+        TF_USE_LEGACY_KERAS="1",
+    )

@@ -74,11 +74,12 @@ def snapshot(model, counters=True) -> list:
     only fail as the graph runs, Keras's optimizer has counted the step (its
     increment does not wait for the gradients), though no weight moved.
     """
-    variables = list(model.variables) + list(model.optimizer.variables)
+    optimizer = getattr(model, "optimizer", None)  # Keras 3: none before compile
+    variables = list(model.variables) + list(getattr(optimizer, "variables", []))
     if not counters:
-        iterations = model.optimizer.iterations
+        iterations = optimizer.iterations
         variables = [var for var in variables if var is not iterations]
-    for layer in model.submodules:
+    for layer in model._flatten_layers():  # both Kerases' walk over sublayers
         state = getattr(layer, "_state", None)
         if isinstance(layer, kn.NengoLayer) and state is not None:
             variables += state._variables + [state.steps]
@@ -214,6 +215,10 @@ def test_data_errors(models, error, entry, model_name):
 FUNCTIONAL = (
     r"(expected shape=\(None, None, 2\), found shape=\(\w+, 3, 3\)"
     r"|expected ndim=3, found ndim=2"
+    # Keras 3's Functional model checks the input against its Input
+    r"|Expected shape \(None, None, 2\), but input has incompatible shape \(\w+, 3"
+    # and in fit, where it does not yet know the rank of the data it traces with
+    r"|as_list\(\) is not defined on an unknown TensorShape"
     r"|" + STIM + r".* of layer 'nengo_layer.*' expects a tensor of shape)"
 )
 
@@ -290,9 +295,10 @@ def test_stateful_batch_size_in_functional_model(models, entry):
         "evaluate": lambda: model.evaluate(X2, Y2, verbose=0),
         "fit": lambda: model.fit(X2, Y2, verbose=0),
     }[entry]
-    match = STATEFUL.format(r"a batch of another size")
-    error = tf.errors.InvalidArgumentError
-    assert_refused(model, action, error, match, graph=True)
+    # Keras 3 may trace with the batch's size, and then the layer refuses at once
+    match = STATEFUL.format(r"a batch of (another size|2\.)")
+    errors = (tf.errors.InvalidArgumentError, ValueError)
+    assert_refused(model, action, errors, match, graph=True)
 
 
 # -- Python Nodes, saving, tuning -----------------------------------------------------
@@ -302,7 +308,7 @@ PYTHON_NODE = r"Node 'py' \(<Node \"?'?py.*Python function.*nengo_dl\.TensorNode
 
 def test_python_node_under_xla_is_refused_at_compile():
     model = kn.NengoModel(network(python_node=True), seed=0)
-    before = snapshot(model) if model.optimizer else None
+    before = snapshot(model) if getattr(model, "optimizer", None) else None
     with pytest.raises(ValueError, match=r"Cannot compile with jit_compile=True"):
         model.compile(optimizer="sgd", loss="mse", jit_compile=True)
     with pytest.raises(ValueError, match=PYTHON_NODE):

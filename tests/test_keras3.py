@@ -37,8 +37,11 @@ N_STEPS = 5
 @pytest.mark.slow  # a fresh pytest process importing the whole stack: ~1 min
 def test_in_a_keras3_process():
     env = dict(os.environ, TF_USE_LEGACY_KERAS="0")
+    command = [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider"]
+    # this module's slow tests too (this test is slow itself), but not this one
+    command += ["-m", "slow or not slow", "-k", "not test_in_a_keras3_process"]
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider"],
+        command,
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -49,6 +52,7 @@ def test_in_a_keras3_process():
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
     # every test ran there (none skipped for want of Keras 3)
     assert " passed" in result.stdout and "skipped" not in result.stdout
+    assert "failed" not in result.stdout
 
 
 def two_d_network():
@@ -370,3 +374,151 @@ def test_fit_and_predict_equal_those_of_tf_keras(rng, tmp_path):
     assert_close(model.predict(x, verbose=0), tf_keras_run["predicted"])
     for name, variable in model.named_weights.items():
         assert_close(variable.numpy(), tf_keras_run[name.replace("/", "|")])
+
+
+# --- what Keras 3 refuses, by name ---------------------------------------------
+
+
+@keras3
+@pytest.mark.parametrize("which", ["keras", "tf_keras"])
+def test_tensor_node_layer_with_weights_is_refused_by_name(which):
+    import keras  # pylint: disable=import-outside-toplevel
+
+    layers = keras.layers if which == "keras" else tf_keras.layers
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node(np.zeros(2), label="stim")
+        hidden = nengo_dl.TensorNode(
+            layers.Dense(3, name="dense_in_node"),
+            shape_in=(2,),
+            pass_time=False,
+            label="hidden",
+        )
+        nengo.Connection(stim, hidden, synapse=None)
+        nengo.Probe(hidden)
+
+    with pytest.raises(
+        ValueError,
+        match=rf"TensorNode 'hidden'.*'dense_in_node' \(Dense\) with 2 weight.*"
+        rf"Received: a {which} layer with weights.*Fix: put the layer outside.*"
+        "TF_USE_LEGACY_KERAS=1",
+    ):
+        kn.NengoModel(net)
+
+
+@keras3
+def test_weightless_tensor_node_layer_runs_as_in_nengo_dl(rng):
+    import keras  # pylint: disable=import-outside-toplevel
+
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node(np.zeros(2), label="stim")
+        relu = nengo_dl.TensorNode(
+            keras.layers.ReLU(), shape_in=(2,), pass_time=False, label="relu"
+        )
+        nengo.Connection(stim, relu, synapse=None)
+        nengo.Probe(relu, label="out")
+    x = rng.randn(3, N_STEPS, 2).astype("float32")
+
+    predicted = kn.NengoModel(net, seed=0).predict(x, verbose=0)
+
+    assert_close(predicted, np.maximum(x, 0))
+
+
+@keras3
+def test_converter_of_a_keras_3_model_is_refused_and_tf_keras_converts():
+    import keras  # pylint: disable=import-outside-toplevel
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="d")(inputs), name="k3")
+    with pytest.raises(
+        TypeError,
+        match=r"converts tf-keras models only.*Received: model='k3' \(keras\..*"
+        r"Expected: a tf_keras.Model.*Fix: build the model to convert with "
+        "tf-keras",
+    ):
+        nengo_dl.Converter(model)
+
+    # the way out: the same model in tf-keras converts, and runs as Keras runs it
+    inputs = tf_keras.Input((4,))
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(2)(inputs))
+    converter = nengo_dl.Converter(model)
+    x = np.random.RandomState(0).randn(3, 1, 4).astype("float32")
+    nengo_model = kn.NengoModel(
+        converter.net, outputs=[converter.outputs[model.outputs[0]]]
+    )
+    predicted = nengo_model.predict({converter.inputs[model.inputs[0]]: x}, verbose=0)
+    assert_close(predicted[:, 0], model.predict(x[:, 0], verbose=0))
+
+
+# --- tf.distribute ---------------------------------------------------------------
+
+
+@keras3
+@pytest.mark.slow  # worker processes importing the whole stack: ~40 s each
+@pytest.mark.parametrize("strategy", ["mirrored", "multi_worker"])
+def test_distributed_fit_equals_single_device(tmp_path, strategy):
+    # tests/test_distribute.py's checks, in Keras 3: its optimizers sum the
+    # replicas' gradients themselves, and Keras 3 reduces logs over workers
+    # along axis 0; a batch with a NaN on the second replica is skipped by all
+    import test_distribute  # pylint: disable=import-outside-toplevel
+
+    check = {
+        "mirrored": test_distribute.test_mirrored_fit_equals_single_device,
+        "multi_worker": test_distribute.test_multi_worker_fit_equals_single_device,
+    }[strategy]
+    check(tmp_path, nan_batch=1)
+
+
+@keras3
+@pytest.mark.slow  # a chief and two worker processes: ~40 s
+def test_distributed_tuner_runs_every_trial_once(tmp_path):
+    # tests/test_tuning.py's check, with keras-tuner in its Keras 3 mode
+    import test_tuning  # pylint: disable=import-outside-toplevel
+
+    test_tuning.test_distributed_search_runs_every_trial_once(tmp_path)
+
+
+@keras3
+def test_stateful_layer_takes_its_batch_size_from_a_functional_input(rng):
+    import keras  # pylint: disable=import-outside-toplevel
+
+    net = two_d_network()
+    layer = kn.NengoLayer(net, outputs=[net.probes[0]], stateful=True)
+    inputs = keras.Input((N_STEPS, 2), batch_size=2)
+    model = keras.Model(inputs, layer(inputs))
+    x = rng.uniform(-1, 1, size=(2, N_STEPS, 2)).astype("float32")
+
+    first = model.predict(x, batch_size=2, verbose=0)
+    second = model.predict(x, batch_size=2, verbose=0)
+
+    (expected,) = nengo_dl_predict(net, layer, np.concatenate([x, x], 1))
+    assert layer.fixed_batch_size == 2
+    assert_close(first, expected[:, :N_STEPS], kind="float32")
+    assert_close(second, expected[:, N_STEPS:], kind="float32")
+
+
+@keras3
+def test_keras_3_objects_in_nengo_dl_compile_are_refused_by_name(rng):
+    import keras  # pylint: disable=import-outside-toplevel
+
+    net = two_d_network()
+    with nengo_dl.Simulator(net, minibatch_size=2, progress_bar=False) as sim:
+        with pytest.raises(
+            TypeError,
+            match=r"takes tf-keras objects.*Received: keras\.src\.optimizers\.sgd"
+            r"\.SGD.*Fix: `import tf_keras` and pass tf_keras\.optimizers\.SGD",
+        ):
+            sim.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        with pytest.raises(TypeError, match=r"tf_keras\.losses\.MeanSquaredError"):
+            sim.compile(
+                optimizer="sgd", loss={net.probes[0]: keras.losses.MeanSquaredError()}
+            )
+        # the way out: tf-keras objects train as before
+        sim.compile(optimizer=tf_keras.optimizers.SGD(0.1), loss="mse")
+        x = rng.uniform(-1, 1, size=(2, N_STEPS, 2))
+        history = sim.fit(
+            {net.nodes[0]: x},
+            {net.probes[0]: np.zeros((2, N_STEPS, 2))},
+            epochs=1,
+            verbose=0,
+        )
+    assert np.isfinite(history.history["loss"][0])

@@ -4,7 +4,7 @@ import nengo
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import assert_close
+from conftest import assert_close, weight_name
 
 from keras_nengo import NengoLayer
 from keras_nengo.bench import tutorial_network
@@ -18,7 +18,7 @@ def layer():
 
 def test_only_named_variables_are_weights(layer):
     layer.build(None)
-    names = sorted(w.name.split(":")[0] for w in layer.weights)
+    names = sorted(weight_name(w, layer.name) for w in layer.weights)
     assert names == sorted(layer.named_variables)
     assert not any("base_params" in name for name in names)
 
@@ -113,7 +113,8 @@ def test_summary_lists_the_layer_and_its_weights():
     model = tf.keras.Model(inp, NengoLayer(net, outputs=[net.p_out], name="snn")(inp))
     lines = []
     model.summary(print_fn=lines.append)
-    row = next(line for line in lines if line.startswith(" snn"))
+    # tf-keras: " snn (NengoLayer) ..."; Keras 3 draws a box: "│ snn (NengoLayer) ..."
+    row = next(line for line in lines if "snn (NengoLayer)" in line)
     assert "(None, 2, 1)" in row and str(model.layers[1].count_params()) in row
 
 

@@ -14,10 +14,10 @@ import nengo
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import assert_close
+from conftest import assert_close, only_tf_keras
 
 import keras_nengo as kn
-from keras_nengo._compat import nengo_dl
+from keras_nengo._compat import nengo_dl, tf_keras
 
 
 def reference(net, model, minibatch_size):
@@ -59,11 +59,12 @@ def classifier_network():
     return net
 
 
-def sparse_compile_args():
+def sparse_compile_args(keras=tf.keras):
+    """The same compile arguments for keras_nengo (the user's Keras) or NengoDL's."""
     return dict(
-        optimizer=tf.keras.optimizers.SGD(0.01),
-        loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        optimizer=keras.optimizers.SGD(0.01),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
 
 
@@ -81,7 +82,7 @@ def test_sparse_labels_fit_and_evaluate_equal_nengo_dl(label_dtype):
     weights = model.get_named_weights()
 
     with reference(net, model, 4) as sim:
-        args = sparse_compile_args()
+        args = sparse_compile_args(tf_keras)
         sim.compile(
             optimizer=args["optimizer"],
             loss={net.probe: args["loss"]},
@@ -158,9 +159,9 @@ def per_output_runs(tmp_path_factory):
     x = np.ones((4, 3, 1))
     y = {net.p_z: np.zeros((4, 3, 1)), net.p_a: np.zeros((4, 3, 1))}
 
-    def compile_args():
+    def compile_args(keras=tf.keras):
         return dict(
-            optimizer=tf.keras.optimizers.SGD(0.01),
+            optimizer=keras.optimizers.SGD(0.01),
             loss={net.p_z: "mse", net.p_a: "mse"},
             metrics={net.p_z: "mae"},
         )
@@ -174,7 +175,7 @@ def per_output_runs(tmp_path_factory):
     # first values: z_out (1) is, a_out (4) is not
     baseline = (first["z_out_loss"] + first["a_out_loss"]) / 2
     stopper = tf.keras.callbacks.EarlyStopping(
-        monitor="val_z_out_loss", baseline=baseline, patience=1
+        monitor="val_z_out_loss", baseline=baseline, patience=1, mode="min"
     )
     history = model.fit(
         x,
@@ -187,7 +188,7 @@ def per_output_runs(tmp_path_factory):
         verbose=0,
     )
     with reference(net, model, 2) as sim:
-        sim.compile(**compile_args())
+        sim.compile(**compile_args(tf_keras))
         ref_first = sim.evaluate({"stim": x}, y, verbose=0)
         ref_history = sim.fit(
             {"stim": x},
@@ -249,13 +250,14 @@ def test_early_stopping_monitors_the_named_output(per_output_runs):
 @pytest.fixture(scope="module")
 def converted():
     """A small Keras conv net converted by ``nengo_dl.Converter`` (bias Nodes)."""
-    tf.keras.backend.clear_session()
+    # NengoDL's Keras (tf-keras), whose models its Converter reads, in either Keras
+    tf_keras.backend.clear_session()
     tf.random.set_seed(0)
-    inp = tf.keras.Input((4, 4, 1))
-    hidden = tf.keras.layers.Conv2D(2, 3, activation=tf.nn.relu)(inp)
-    hidden = tf.keras.layers.Flatten()(hidden)
-    out = tf.keras.layers.Dense(3)(hidden)
-    converter = nengo_dl.Converter(tf.keras.Model(inp, out))
+    inp = tf_keras.Input((4, 4, 1))
+    hidden = tf_keras.layers.Conv2D(2, 3, activation=tf.nn.relu)(inp)
+    hidden = tf_keras.layers.Flatten()(hidden)
+    out = tf_keras.layers.Dense(3)(hidden)
+    converter = nengo_dl.Converter(tf_keras.Model(inp, out))
     net = converter.net
     net.seed = 0
     rng = np.random.RandomState(1)
@@ -288,8 +290,9 @@ def test_converter_network_predict_with_data_for_its_input_only(converted):
         assert_close(out, expected)
 
 
-def converter_compile_args():
-    return dict(optimizer=tf.keras.optimizers.SGD(0.05), loss="mse")
+def converter_compile_args(keras=tf.keras):
+    """For keras_nengo (the user's Keras) or NengoDL's (tf-keras)."""
+    return dict(optimizer=keras.optimizers.SGD(0.05), loss="mse")
 
 
 @pytest.mark.parametrize("through", ["arrays", "dataset"])
@@ -307,7 +310,7 @@ def test_converter_network_fit_and_evaluate_equal_nengo_dl(converted, through):
     after = model.evaluate(*data, verbose=0, **kwargs)
     weights = model.get_named_weights()
     with reference(net, model, 3) as sim:
-        args = converter_compile_args()
+        args = converter_compile_args(tf_keras)
         sim.compile(optimizer=args["optimizer"], loss={probe: args["loss"]})
         ref_before = sim.evaluate({node: x}, {probe: y}, verbose=0)["loss"]
         ref_history = sim.fit({node: x}, {probe: y}, epochs=1, shuffle=False, verbose=0)
@@ -383,6 +386,10 @@ def test_unknown_input_name_lists_the_nodes():
         model.predict({"c": np.zeros((2, 10, 1))}, verbose=0)
 
 
+@only_tf_keras(
+    "Keras 3 builds a Functional model from compute_output_shape, never running "
+    "the layer on a symbolic n_steps (at run time n_steps is known)"
+)
 def test_unfed_node_with_unknown_n_steps_names_the_node():
     net = two_input_network()
     layer = kn.NengoLayer(net)
@@ -458,6 +465,9 @@ def layer_network():
     return net
 
 
+@only_tf_keras(
+    "Keras 3 refuses Keras-layer weights inside TensorNodes (test_keras3.py)"
+)
 def test_keras_layer_weights_are_named_after_their_tensor_node():
     names = []
     for _ in range(2):
@@ -472,6 +482,9 @@ def test_keras_layer_weights_are_named_after_their_tensor_node():
     assert not any(keras_name in name for name in names[0])
 
 
+@only_tf_keras(
+    "Keras 3 refuses Keras-layer weights inside TensorNodes (test_keras3.py)"
+)
 def test_keras_layer_weights_train_as_in_nengo_dl():
     net = layer_network()
     rng = np.random.RandomState(0)
@@ -504,6 +517,9 @@ def test_keras_layer_weights_train_as_in_nengo_dl():
         assert_close(named[name], value, "weights32")
 
 
+@only_tf_keras(
+    "Keras 3 refuses Keras-layer weights inside TensorNodes (test_keras3.py)"
+)
 def test_load_weights_before_compile_does_not_warn_and_compile_restores(tmp_path):
 
     net = layer_network()
@@ -619,13 +635,17 @@ def test_why_not_foldable_names_tensor_nodes_not_known_row_wise():
     assert reason.endswith("reads the simulation time")
     with nengo.Network() as net:
         stim = nengo.Node(np.zeros(2))
-        norm = nengo_dl.Layer(tf.keras.layers.BatchNormalization())(stim)
-        dense = nengo_dl.Layer(tf.keras.layers.Dense(2))(norm, label="dense")
+        # NengoDL's Keras, whose layers the folding rules know, in either Keras
+        norm = nengo_dl.Layer(tf_keras.layers.BatchNormalization())(stim)
+        dense = nengo_dl.Layer(tf_keras.layers.Dense(2))(norm, label="dense")
         probe = nengo.Probe(dense)
     assert why_not_foldable(net, [probe], training=False) is None
     assert "a BatchNormalization layer" in why_not_foldable(net, [probe], True)
 
 
+@only_tf_keras(
+    "Keras 3 refuses Keras-layer weights inside TensorNodes (test_keras3.py)"
+)
 def test_row_wise_keras_layer_tensor_node_still_folds_and_equals_nengo_dl():
     with nengo.Network(seed=0) as net:
         stim = nengo.Node(np.zeros(2), label="stim")

@@ -262,8 +262,12 @@ def test_save_writes_through_a_partial_file(tmp_path):
     model, x = trained_model()
     path = tmp_path / "model.keras"
     model.save(path)
-    model.save_weights(tmp_path / "weights.h5")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras", "weights.h5"]
+    # Keras 3 takes weights files by their double extension only
+    model.save_weights(tmp_path / "model.weights.h5")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "model.keras",
+        "model.weights.h5",
+    ]
     again = kn.NengoModel(lambda_network(), seed=1)
-    again.load_weights(tmp_path / "weights.h5")
+    again.load_weights(tmp_path / "model.weights.h5")
     assert_close(again.predict(x, verbose=0), model.predict(x, verbose=0))

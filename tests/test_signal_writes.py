@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_nengo as kn
-from keras_nengo._compat import nengo_dl
+from keras_nengo._compat import nengo_dl, tf_keras
 from keras_nengo.signal_writes import SlicedSignalDict
 
 
@@ -86,7 +86,7 @@ def test_training_step_equals_scatter_training_step():
     with nengo_dl.Simulator(
         net, minibatch_size=4, seed=model.nengo_layer.seed, progress_bar=False
     ) as sim:
-        sim.compile(optimizer=tf.keras.optimizers.SGD(0.05), loss={net.p_b: "mse"})
+        sim.compile(optimizer=tf_keras.optimizers.SGD(0.05), loss={net.p_b: "mse"})
         sim.fit({net.stim: x}, {net.p_b: y}, epochs=1, shuffle=False, verbose=0)
         for param in model.nengo_layer.parameters:
             reference = sim.data.get_params((param.obj, param.attr))[0]

@@ -7,7 +7,7 @@ variables) and for the resume test (killed part-way, then run again).
 import argparse
 import time
 
-import keras_nengo  # noqa: F401  isort: skip  (first: selects tf-keras for keras_tuner)
+import keras_nengo  # noqa: F401  isort: skip  (first: before keras_tuner)
 import keras_tuner as kt
 import numpy as np
 
