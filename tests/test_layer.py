@@ -83,7 +83,10 @@ def test_functional_and_sequential_models_train_both_kinds_of_weights():
     y = np.sin(x)
     for build in ("functional", "sequential"):
         layer = NengoLayer(net, inputs=[net.stim], outputs=[net.p_out_nofilt], seed=1)
-        dense = tf.keras.layers.Dense(1, name="pre")
+        # a fixed kernel: a random one near 0 could leave the neurons silent
+        dense = tf.keras.layers.Dense(
+            1, name="pre", kernel_initializer=tf.keras.initializers.Constant(0.8)
+        )
         if build == "functional":
             inp = tf.keras.Input((2, 1))
             model = tf.keras.Model(inp, layer(dense(inp)))
