@@ -73,13 +73,17 @@ def main(argv=None):
 
     before = model.get_named_weights()
     spiking_before, _ = spiking_error(model, x_test, args.steps)
-    loss_before = model.evaluate(
-        x_test_long,
-        {net.p_out: x_test_long**2},
-        batch_size=32,
-        verbose=0,
-        return_dict=True,
-    )["loss"]
+
+    def evaluate_loss():
+        return model.evaluate(
+            x_test_long,
+            {net.p_out: x_test_long**2},
+            batch_size=32,
+            verbose=0,
+            return_dict=True,
+        )["loss"]
+
+    loss_before = evaluate_loss()
     print(
         f"\nBefore training: evaluate loss {loss_before:.4f} (spiking, unfiltered), "
         f"filtered spiking error {spiking_before:.4f}"
@@ -96,13 +100,7 @@ def main(argv=None):
     print(f"fit: training loss per epoch (rate neurons): {losses}")
 
     spiking_after, output = spiking_error(model, x_test, args.steps)
-    loss_after = model.evaluate(
-        x_test_long,
-        {net.p_out: x_test_long**2},
-        batch_size=32,
-        verbose=0,
-        return_dict=True,
-    )["loss"]
+    loss_after = evaluate_loss()
     print(
         f"After training:  evaluate loss {loss_after:.4f} (spiking, unfiltered), "
         f"filtered spiking error {spiking_after:.4f}"

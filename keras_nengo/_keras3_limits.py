@@ -59,58 +59,60 @@ def check_tensor_node_layers(network, names) -> None:
             )
 
 
-def refuse_converting_keras_3_models() -> None:
-    """Make ``nengo_dl.Converter`` refuse a Keras 3 model with a clear error."""
-    converter = nengo_dl.Converter
-    if getattr(converter.__init__, "_keras_nengo_checked", False):
+def _check_before(owner, name, check) -> None:
+    """Make ``owner.<name>`` call ``check(*args, **kwargs)`` first (once only)."""
+    original = getattr(owner, name)
+    if getattr(original, "_keras_nengo_checked", False):
         return
-    original = converter.__init__
 
     @functools.wraps(original)
-    def __init__(self, model, *args, **kwargs):
-        if KERAS_3 and not isinstance(model, tf_keras.Model):
-            raise TypeError(
-                "nengo_dl.Converter converts tf-keras models only; this process "
-                "uses Keras 3, whose models it cannot read. Received: model="
-                f"{getattr(model, 'name', model)!r} ({type(model).__module__}."
-                f"{type(model).__name__}). Expected: a tf_keras.Model. Fix: build "
-                "the model to convert with tf-keras (`import tf_keras`, then "
-                "tf_keras.Sequential/tf_keras.Model and tf_keras.layers), convert "
-                "it, and use the converted network with kn.NengoModel as usual; "
-                "or set TF_USE_LEGACY_KERAS=1 before starting Python."
-            )
-        original(self, model, *args, **kwargs)
+    def checked(self, *args, **kwargs):
+        check(*args, **kwargs)
+        return original(self, *args, **kwargs)
 
-    __init__._keras_nengo_checked = True
-    converter.__init__ = __init__
+    checked._keras_nengo_checked = True
+    setattr(owner, name, checked)
+
+
+def _check_converted_model(model, *args, **kwargs):
+    if KERAS_3 and not isinstance(model, tf_keras.Model):
+        raise TypeError(
+            "nengo_dl.Converter converts tf-keras models only; this process "
+            "uses Keras 3, whose models it cannot read. Received: model="
+            f"{getattr(model, 'name', model)!r} ({type(model).__module__}."
+            f"{type(model).__name__}). Expected: a tf_keras.Model. Fix: build "
+            "the model to convert with tf-keras (`import tf_keras`, then "
+            "tf_keras.Sequential/tf_keras.Model and tf_keras.layers), convert "
+            "it, and use the converted network with kn.NengoModel as usual; "
+            "or set TF_USE_LEGACY_KERAS=1 before starting Python."
+        )
+
+
+def _check_compile_arguments(*args, **kwargs):
+    if not KERAS_3:
+        return
+    for value in _flattened(list(args) + list(kwargs.values())):
+        if type(value).__module__.startswith("keras."):
+            raise TypeError(
+                "nengo_dl.Simulator.compile takes tf-keras objects "
+                "(NengoDL's Keras); this process uses Keras 3. Received: "
+                f"{type(value).__module__}.{type(value).__name__} "
+                f"({value!r}). Expected: the same from tf_keras. Fix: "
+                "`import tf_keras` and pass "
+                f"tf_keras.{_kind(value)}.{type(value).__name__}(...) "
+                "(or a string such as 'sgd' or 'mse'); or train with "
+                "kn.NengoModel, which takes Keras 3 objects."
+            )
+
+
+def refuse_converting_keras_3_models() -> None:
+    """Make ``nengo_dl.Converter`` refuse a Keras 3 model with a clear error."""
+    _check_before(nengo_dl.Converter, "__init__", _check_converted_model)
 
 
 def refuse_keras_3_objects_in_nengo_dl_compile() -> None:
     """Make ``nengo_dl.Simulator.compile`` refuse Keras 3 objects by name."""
-    simulator = nengo_dl.Simulator
-    if getattr(simulator.compile, "_keras_nengo_checked", False):
-        return
-    original = simulator.compile
-
-    @functools.wraps(original)
-    def compile(self, *args, **kwargs):  # pylint: disable=redefined-builtin
-        if KERAS_3:
-            for value in _flattened(list(args) + list(kwargs.values())):
-                if type(value).__module__.startswith("keras."):
-                    raise TypeError(
-                        "nengo_dl.Simulator.compile takes tf-keras objects "
-                        "(NengoDL's Keras); this process uses Keras 3. Received: "
-                        f"{type(value).__module__}.{type(value).__name__} "
-                        f"({value!r}). Expected: the same from tf_keras. Fix: "
-                        "`import tf_keras` and pass "
-                        f"tf_keras.{_kind(value)}.{type(value).__name__}(...) "
-                        "(or a string such as 'sgd' or 'mse'); or train with "
-                        "kn.NengoModel, which takes Keras 3 objects."
-                    )
-        return original(self, *args, **kwargs)
-
-    compile._keras_nengo_checked = True
-    simulator.compile = compile
+    _check_before(nengo_dl.Simulator, "compile", _check_compile_arguments)
 
 
 def _flattened(values):
