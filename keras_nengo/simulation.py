@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_nengo._compat import nengo_dl, nengo_dl_tf, tf_keras
+from keras_nengo.engine.pieces import use_pieces
 from keras_nengo.engine.tensor_graph import TensorGraph
 from keras_nengo.folding import why_not_foldable
 from keras_nengo.graph_feed import (
@@ -35,7 +36,6 @@ from keras_nengo.graph_feed import (
     outside_trace,
 )
 from keras_nengo.node_inputs import NodeOutputs
-from keras_nengo.signal_writes import use_sliced_writes
 
 SUPPORTED_DTYPES = ("float32", "float64")
 
@@ -147,7 +147,7 @@ class Simulation:
                 self.seed,
                 hoist=self.hoist,
             )
-        use_sliced_writes(graph)
+        use_pieces(graph)
         self._graphs[minibatch_size] = graph
         return graph
 

@@ -1,4 +1,4 @@
-"""Sliced writes into NengoDL's base arrays against NengoDL's scatters."""
+"""Base arrays in pieces (reads and writes without indices) against NengoDL."""
 
 import nengo
 import numpy as np
@@ -6,7 +6,7 @@ import tensorflow as tf
 
 import keras_nengo as kn
 from keras_nengo._compat import nengo_dl, tf_keras
-from keras_nengo.signal_writes import SlicedSignalDict
+from keras_nengo.engine.pieces import PiecewiseSignalDict
 
 
 def sliced_network():
@@ -37,15 +37,16 @@ def test_forward_and_gradients_equal_nengo_dl_scatters():
         for name, value in zip(model.output_names, model(x, training=True).values())
     }
     graph = model.nengo_layer.simulation.graph(4)
-    assert isinstance(graph.signals, SlicedSignalDict)
+    assert isinstance(graph.signals, PiecewiseSignalDict)
     writes = graph.signals.write_types
-    assert writes["sliced_add"] + writes["sliced_update"] > 0
+    assert writes["pieces_inc"] + writes["pieces_update"] > 0
+    assert graph.signals.read_types["pieces"] > 0
 
     with nengo_dl.Simulator(
         net, minibatch_size=4, seed=model.nengo_layer.seed, progress_bar=False
     ) as sim:
-        # NengoDL's own Simulator keeps NengoDL's writes
-        assert not isinstance(sim.tensor_graph.signals, SlicedSignalDict)
+        # NengoDL's own Simulator keeps NengoDL's indexed writes
+        assert not isinstance(sim.tensor_graph.signals, PiecewiseSignalDict)
         scatters = sim.tensor_graph.signals.write_types
         assert writes["scatter_add"] + writes["scatter_update"] < (
             scatters["scatter_add"] + scatters["scatter_update"]
