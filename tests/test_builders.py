@@ -18,6 +18,7 @@ from conftest import assert_close
 import keras_nengo as kn
 from keras_nengo._compat import nengo_dl
 from keras_nengo.engine.builders import DotIncBuilder
+from keras_nengo.engine.neurons import LIFBuilder
 
 
 def ensembles(dims, neuron_type=nengo.LIFRate(), k=4, seed=0):
@@ -83,6 +84,40 @@ def test_spike_counts_within_one_of_nengo_dl():
     counts, want_counts = spikes.sum(axis=1), want.sum(axis=1)
     assert want_counts.sum() > 100
     assert np.abs(counts - want_counts).max() <= 1
+
+
+def test_lif_step_equals_nengo_in_float64():
+    """The own LIF step (exp and log forms) against Nengo's, with refractory
+    periods and a min_voltage: voltages to 1e-10, the same spikes."""
+    with nengo.Network(seed=2) as net:
+        nengo_dl.configure_settings(trainable=None)
+        net.stim = nengo.Node(np.zeros(2), label="stim")
+        ens = nengo.Ensemble(
+            50,
+            2,
+            neuron_type=nengo.LIF(tau_ref=0.003, min_voltage=-0.5),
+            max_rates=nengo.dists.Uniform(100, 250),
+            label="e",
+        )
+        nengo.Connection(net.stim, ens, synapse=None)
+        net.p_spikes = nengo.Probe(ens.neurons, label="p_spikes")
+        net.p_voltage = nengo.Probe(ens.neurons, "voltage", label="p_voltage")
+    model = kn.NengoModel(net, seed=1, dtype="float64")
+    x = data(net, batch=1, steps=300, seed=3) * 2
+    got = model.predict(x, batch_size=1, verbose=0)
+    builds = model.nengo_layer.simulation.graph(1).op_builder.op_builds.values()
+    assert any(
+        isinstance(b.built_neurons, LIFBuilder)
+        for b in builds
+        if hasattr(b, "built_neurons")
+    )
+    net.stim.output = nengo.processes.PresentInput(x[0], 0.001)
+    with nengo.Simulator(net, seed=1, progress_bar=False) as ref:
+        ref.run_steps(x.shape[1])
+    assert ref.data[net.p_spikes].sum() * 0.001 > 500
+    np.testing.assert_array_equal(got["p_spikes"][0], ref.data[net.p_spikes])
+    np.testing.assert_allclose(got["p_voltage"][0], ref.data[net.p_voltage], atol=1e-10)
+    assert ref.data[net.p_voltage].min() < -0.1  # min_voltage reached
 
 
 @pytest.mark.parametrize("dims", [1, 2])

@@ -27,6 +27,7 @@ from nengo.builder.operator import DotInc
 from nengo.exceptions import BuildError
 
 from keras_nengo._compat import nengo_dl
+from keras_nengo.engine.neurons import OWN_NEURON_BUILDERS
 
 
 class DotIncBuilder(nengo_dl.op_builders.DotIncBuilder):
@@ -66,6 +67,7 @@ class DotIncBuilder(nengo_dl.op_builders.DotIncBuilder):
 OWN_BUILDERS = {
     DotInc: DotIncBuilder,
     nengo_dl.op_builders.DotSet: DotIncBuilder,
+    **OWN_NEURON_BUILDERS,
 }
 
 

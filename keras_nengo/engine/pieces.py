@@ -78,7 +78,9 @@ class _Pieces:
 
     def _value(self, piece):
         start, stop, value = piece
-        return tf.zeros(self._shape(stop - start), self.dtype) if value is None else value
+        return (
+            tf.zeros(self._shape(stop - start), self.dtype) if value is None else value
+        )
 
     def _join(self, pieces):
         values = [self._value(piece) for piece in pieces]
@@ -175,9 +177,7 @@ class PiecewiseSignalDict(nengo_dl.signals.SignalDict):
         if held is None:
             return super().gather(src, force_copy)
         values = [held.read(start, stop) for start, stop in src.slices]
-        result = (
-            values[0] if len(values) == 1 else tf.concat(values, axis=held.axis)
-        )
+        result = values[0] if len(values) == 1 else tf.concat(values, axis=held.axis)
         self.read_types["pieces"] += 1
         if result.shape != src.full_shape:
             result = tf.reshape(result, src.tf_shape)
