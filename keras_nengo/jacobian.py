@@ -48,7 +48,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_nengo._keras_apis import tf_variable
-from keras_nengo.engine.tensor_graph import stepwise_reads
+from keras_nengo.engine.modes import stepwise_reads
 
 __all__ = ["jacobian", "jacobian_norms", "output_steps"]
 

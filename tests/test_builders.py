@@ -155,3 +155,25 @@ def test_gradients_through_the_loop_equal_finite_differences(dims):
             assert_close(analytic, numeric, "finite_difference")
             checked += 1
     assert checked >= 10
+
+
+def test_lif_rate_derivative_in_both_jacobian_modes():
+    """The LIF rate curve: the written-out derivative (reverse mode) equals
+    TensorFlow's own (forward mode builds without it), on test_jacobian's
+    network shape (LIFRate, a synapse on the output)."""
+    with nengo.Network(seed=4) as net:
+        net.stim = nengo.Node(np.zeros(2), label="stim")
+        ens = nengo.Ensemble(30, 2, neuron_type=nengo.LIFRate(), label="e")
+        out = nengo.Node(size_in=2, label="out")
+        nengo.Connection(net.stim, ens, synapse=None)
+        nengo.Connection(ens, out, function=np.sin, synapse=0.005)
+        net.p_out = nengo.Probe(out, label="p_out")
+    model = kn.NengoModel(net, seed=1, dtype="float64")
+    x = np.random.RandomState(0).uniform(-1, 1, (2, 4, 2))
+    for wrt in ("inputs", "weights"):
+        reverse = model.jacobian(x, wrt=wrt, steps=[1, 3], mode="reverse")
+        forward = model.jacobian(x, wrt=wrt, steps=[1, 3], mode="forward")
+        assert sorted(forward) == sorted(reverse)
+        assert max(np.abs(value).max() for value in reverse.values()) > 1e-3
+        for name in reverse:
+            assert_close(forward[name], reverse[name], "float64")

@@ -9,34 +9,13 @@ and the precomputed values of the hoisted, stateless input-driven operators
 
 from __future__ import annotations
 
-import contextlib
-import threading
-
 import numpy as np
 import tensorflow as tf
 
 from keras_nengo._compat import nengo_dl
 from keras_nengo.engine.builders import Builder
 from keras_nengo.engine.hoisting import Hoisting
-
-_STEPWISE = threading.local()
-
-
-@contextlib.contextmanager
-def stepwise_reads():
-    """Graphs built inside read hoisted values per step by index, not from arrays.
-
-    The per-step reads of hoisted values go through a ``tf.TensorArray``
-    (cheap gradients in reverse mode); ``tf.autodiff.ForwardAccumulator``
-    cannot pass through TensorArrays, so forward-mode code builds its graphs
-    in this context.
-    """
-    previous = getattr(_STEPWISE, "active", False)
-    _STEPWISE.active = True
-    try:
-        yield
-    finally:
-        _STEPWISE.active = previous
+from keras_nengo.engine.modes import stepwise
 
 
 class TensorGraph(nengo_dl.tensor_graph.TensorGraph):
@@ -124,7 +103,7 @@ class TensorGraph(nengo_dl.tensor_graph.TensorGraph):
                 self._hoisted[sig] = lambda _, value=value[:, 0]: value
                 continue
             steps_first = tf.transpose(value, [1, 0, *range(2, value.shape.rank)])
-            if getattr(_STEPWISE, "active", False):
+            if stepwise():
                 self._hoisted[sig] = lambda i, value=steps_first: tf.gather(value, i)
                 continue
             array = tf.TensorArray(
