@@ -96,3 +96,33 @@ def test_training_step_equals_scatter_training_step():
             np.testing.assert_allclose(
                 after[param.name], reference, atol=1e-4 * update, rtol=0
             )
+
+
+def test_many_slice_accesses_index_as_nengo_dl():
+    """Merged operators on many small, scattered signals (a circular
+    convolution of one-dimensional ensembles) read and write by index, the
+    rest in pieces; outputs equal NengoDL's, spiking and in training."""
+    from nengo_dl.benchmarks import cconv
+
+    net = cconv(4, 40, nengo.LIF())
+    model = kn.NengoModel(net, inputs=[net.inp_a, net.inp_b], outputs=[net.p])
+    rng = np.random.RandomState(2)
+    x = [rng.uniform(-1, 1, size=(2, 15, 4)).astype(np.float32) for _ in range(2)]
+    spiking = model.predict(x, batch_size=2, verbose=0)
+    rates = model(x, training=True).numpy()
+    signals = model.nengo_layer.simulation.graph(2).signals
+    assert signals.read_types["pieces"] > 0
+    assert signals.read_types["gather"] + signals.write_types["scatter_add"] > 0
+    with nengo_dl.Simulator(
+        net, minibatch_size=2, seed=model.nengo_layer.seed, progress_bar=False
+    ) as sim:
+        feed = {net.inp_a: x[0], net.inp_b: x[1]}
+        np.testing.assert_allclose(
+            spiking, sim.predict(feed)[net.p], rtol=1e-5, atol=1e-5
+        )
+        n_steps = np.full((2, 1), 15, dtype=np.int32)
+        inputs = [tf.constant(x[0]), tf.constant(x[1]), tf.constant(n_steps)]
+        outputs = sim.keras_model(inputs, training=True)
+        index = sim.model.probes.index(net.p)
+        np.testing.assert_allclose(rates, outputs[index].numpy(), rtol=1e-5, atol=1e-5)
+    assert np.abs(rates).max() > 0.05

@@ -29,6 +29,11 @@ import tensorflow as tf
 
 from keras_nengo._compat import nengo_dl
 
+#: accesses of more slices than this (merged operators on many small, scattered
+#: signals) join the pieces and index as NengoDL does: one gather or scatter
+#: instead of a split and a concat per slice
+MAX_SLICES = 4
+
 
 class _Pieces:
     """One base array as ``[start, stop)`` pieces along its signal ``axis``.
@@ -173,8 +178,10 @@ class PiecewiseSignalDict(nengo_dl.signals.SignalDict):
         return held
 
     def gather(self, src, force_copy=False):
-        held = self._held(src)
+        held = self._held(src) if len(src.slices) <= MAX_SLICES else None
         if held is None:
+            if src.key in self.bases.pieces:
+                self.bases[src.key] = self.bases[src.key]  # joined: one tensor
             return super().gather(src, force_copy)
         values = [held.read(start, stop) for start, stop in src.slices]
         result = values[0] if len(values) == 1 else tf.concat(values, axis=held.axis)
@@ -187,7 +194,7 @@ class PiecewiseSignalDict(nengo_dl.signals.SignalDict):
         held = None
         if not (val.dtype.is_floating and val.dtype.base_dtype != self.dtype):
             held = self._held(dst)  # (a wrong dtype: NengoDL's error below)
-        if held is None or _overlapping(dst.slices):
+        if held is None or len(dst.slices) > MAX_SLICES or _overlapping(dst.slices):
             if held is not None:
                 self.bases[dst.key] = held.whole()
             super().scatter(dst, val, mode)
