@@ -14,8 +14,11 @@ step is built. A read or write is cut out of the pieces once (one split);
 reads of a piece already cut are the piece itself; a write replaces pieces.
 The pieces are joined (one concat) only when the whole array is needed: when
 the step ends and the array goes on to the next step. An array only read in
-a step goes on as it came. Reads and writes of several slices (merged
-operators) read and write each slice as a piece: no index arrays.
+a step goes on as it came. Reads and writes of a few slices (merged
+operators) read and write each slice as a piece: no index arrays. Accesses of
+more slices (`MAX_SLICES`) join the pieces and index as NengoDL does: on the
+SPA bench net, cutting each of tens of scattered slices doubled the graph
+(8,059 ops against NengoDL's 3,845; 3,570 with the cap).
 
 The values are NengoDL's element for element: a write replaces or adds to
 the same elements, in the same order of operators.
