@@ -21,7 +21,6 @@ import numpy as np
 import tensorflow as tf
 
 from keras_nengo._compat import nengo_dl, nengo_dl_tf, tf_keras
-from keras_nengo.engine.pieces import use_pieces
 from keras_nengo.engine.tensor_graph import TensorGraph
 from keras_nengo.folding import why_not_foldable
 from keras_nengo.graph_feed import (
@@ -147,7 +146,6 @@ class Simulation:
                 self.seed,
                 hoist=self.hoist,
             )
-        use_pieces(graph)
         self._graphs[minibatch_size] = graph
         return graph
 

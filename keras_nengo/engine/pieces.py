@@ -54,7 +54,8 @@ class _Pieces:
         self.starts = [0]
         self.pieces = [(0, self.shape[axis], origin)]
 
-    def _shape(self, size):
+    def part_shape(self, size):
+        """The shape of ``size`` elements along the signal axis."""
         shape = list(self.shape)
         shape[self.axis] = size
         return shape
@@ -87,7 +88,9 @@ class _Pieces:
     def _value(self, piece):
         start, stop, value = piece
         return (
-            tf.zeros(self._shape(stop - start), self.dtype) if value is None else value
+            tf.zeros(self.part_shape(stop - start), self.dtype)
+            if value is None
+            else value
         )
 
     def _join(self, pieces):
@@ -97,7 +100,7 @@ class _Pieces:
     def read(self, start, stop):
         """The elements ``[start, stop)``."""
         if start == stop:
-            return tf.zeros(self._shape(0), self.dtype)
+            return tf.zeros(self.part_shape(0), self.dtype)
         first, last = self._span(start, stop)
         return self._join(self.pieces[first:last])
 
@@ -112,7 +115,6 @@ class _Pieces:
         self.pieces[first:last] = [(start, stop, value)]
         self.starts[first:last] = [start]
         self.origin = None
-        self.dtype = value.dtype
 
     def whole(self):
         """The whole array (the array cut from, if nothing was written)."""
@@ -160,9 +162,15 @@ class PiecewiseSignalDict(nengo_dl.signals.SignalDict):
         super().reset()
         self.bases = _Bases()
 
-    def _held(self, sig):
-        """``sig``'s base array in pieces (None: NengoDL's indexing stays)."""
+    def _held(self, sig, as_pieces=True):
+        """``sig``'s base array in pieces, or None where NengoDL's indexing runs
+        (``as_pieces`` False, or a base that is not a fully defined tensor); the
+        pieces are then joined into one tensor first."""
         held = self.bases.pieces.get(sig.key)
+        if not as_pieces:
+            if held is not None:
+                self.bases[sig.key] = held.whole()
+            return None
         if held is not None:
             return held
         base = dict.get(self.bases, sig.key)
@@ -181,10 +189,8 @@ class PiecewiseSignalDict(nengo_dl.signals.SignalDict):
         return held
 
     def gather(self, src, force_copy=False):
-        held = self._held(src) if len(src.slices) <= MAX_SLICES else None
+        held = self._held(src, as_pieces=len(src.slices) <= MAX_SLICES)
         if held is None:
-            if src.key in self.bases.pieces:
-                self.bases[src.key] = self.bases[src.key]  # joined: one tensor
             return super().gather(src, force_copy)
         values = [held.read(start, stop) for start, stop in src.slices]
         result = values[0] if len(values) == 1 else tf.concat(values, axis=held.axis)
@@ -194,16 +200,17 @@ class PiecewiseSignalDict(nengo_dl.signals.SignalDict):
         return result
 
     def scatter(self, dst, val, mode="update"):
-        held = None
-        if not (val.dtype.is_floating and val.dtype.base_dtype != self.dtype):
-            held = self._held(dst)  # (a wrong dtype: NengoDL's error below)
-        if held is None or len(dst.slices) > MAX_SLICES or _overlapping(dst.slices):
-            if held is not None:
-                self.bases[dst.key] = held.whole()
+        held = self._held(
+            dst,
+            as_pieces=len(dst.slices) <= MAX_SLICES and not _overlapping(dst.slices)
+            # a wrong dtype: NengoDL's error
+            and not (val.dtype.is_floating and val.dtype.base_dtype != self.dtype),
+        )
+        if held is None:
             super().scatter(dst, val, mode)
             return
         sizes = [stop - start for start, stop in dst.slices]
-        shape = held._shape(sum(sizes))  # pylint: disable=protected-access
+        shape = held.part_shape(sum(sizes))
         if val.shape != shape:
             val = tf.reshape(val, shape)
         parts = [val] if len(sizes) == 1 else tf.split(val, sizes, axis=held.axis)

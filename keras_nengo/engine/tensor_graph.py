@@ -1,7 +1,8 @@
 """NengoDL's TensorGraph with keras_nengo's time loop and builders.
 
-`TensorGraph` keeps NengoDL's planner and signals, builds operators with
-keras_nengo's builders where it has them (`keras_nengo.engine.builders`), and
+`TensorGraph` keeps NengoDL's planner and signals (held in pieces within a
+step: `keras_nengo.engine.pieces`), builds operators with keras_nengo's
+builders where it has them (`keras_nengo.engine.builders`), and
 owns the loop body: before each step's operators it writes the input Nodes' data
 and the precomputed values of the hoisted, stateless input-driven operators
 (`keras_nengo.engine.hoisting`), which no longer run per step.
@@ -16,6 +17,7 @@ from keras_nengo._compat import nengo_dl
 from keras_nengo.engine.builders import Builder
 from keras_nengo.engine.hoisting import Hoisting
 from keras_nengo.engine.modes import stepwise
+from keras_nengo.engine.pieces import use_pieces
 
 
 class TensorGraph(nengo_dl.tensor_graph.TensorGraph):
@@ -27,6 +29,7 @@ class TensorGraph(nengo_dl.tensor_graph.TensorGraph):
 
     def __init__(self, *args, hoist=True, **kwargs):
         super().__init__(*args, **kwargs)
+        use_pieces(self)
         self.op_builder = Builder(self.plan)
         self.hoisting = None
         self._hoisted = {}
