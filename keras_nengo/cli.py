@@ -185,9 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         import json  # pylint: disable=import-outside-toplevel
         import time  # pylint: disable=import-outside-toplevel
 
-        from keras_nengo import (
-            bench as benchmarks,
-        )  # pylint: disable=import-outside-toplevel
+        # pylint: disable-next=import-outside-toplevel
+        from keras_nengo import bench as benchmarks
 
         networks = args.networks.split(",") if args.networks else None
         known = benchmarks.all_networks(
