@@ -343,6 +343,7 @@ class Simulation:
         base = self._merged_params(feed, variables)
         base.update({key: state[("learned", key)] for key in feed.learned})
         bounds = None
+        graph.single_iteration = False
         if static_steps is not None:
             iterations = -(-int(static_steps) // graph.unroll)
             history = all(
@@ -352,6 +353,7 @@ class Simulation:
                 for probe in self.model.probes
             )
             bounds = BoundedLoops(iterations, iterations * unroll if history else None)
+            graph.single_iteration = iterations == 1
         # NengoDL returns the probes, then the number of steps run
         graph.use_hoisting(hoist)
         outputs = self._call(graph, node_inputs, training, base, state, bounds)[:-1]

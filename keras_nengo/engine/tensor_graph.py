@@ -34,6 +34,9 @@ class TensorGraph(nengo_dl.tensor_graph.TensorGraph):
         self.hoisting = None
         self._hoisted = {}
         self._hoist_enabled = False
+        #: build the next call's steps without a ``tf.while_loop`` (set per call
+        #: when the run is known to take one iteration of the loop)
+        self.single_iteration = False
         if not hoist:
             return
         inputs = {
@@ -117,6 +120,11 @@ class TensorGraph(nengo_dl.tensor_graph.TensorGraph):
             self._hoisted[sig] = array.read
 
     def _build_loop(self, progress):
+        if self.single_iteration:
+            # one step (or one unrolled iteration): the step's ops straight,
+            # without the loop's per-array Enter/Merge/Switch/Exit and the
+            # probes' TensorArrays, which XLA can fuse across
+            return self._build_no_loop(progress)
         self._hoist()
         return super()._build_loop(progress)
 
