@@ -5,7 +5,10 @@ network has hundreds to thousands. Keras's optimizers update each variable on
 its own, with about ten graph ops per variable, and tracing and first running
 those ops was most of the first ``fit`` on such networks (profiled on the
 bench's ``spa_cconv2``: 594 variables, 14.1 s first fit, 5.6 s with one op per
-variable).
+variable). Members of one shape are moved in and out of the flat variable
+together, and each adds its update with one op on its ``tf.Variable``: the
+training graph went from 5,470 to 3,704 ops and the first ``fit`` from 6.4 to
+3.5 s (same machine, alternating runs).
 
 `UpdateGroups` hands the compiled optimizer one flat variable per dtype in
 place of the named variables of that dtype. Each training step zeroes it,
@@ -27,10 +30,13 @@ update does.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import tensorflow as tf
 
 from keras_nengo._compat import KERAS_3, keras
+from keras_nengo._keras_apis import tf_variable
 
 ELEMENTWISE = tuple(
     getattr(keras.optimizers, name)
@@ -67,23 +73,56 @@ def why_not_grouped(optimizer) -> str | None:
 
 
 class _Group:
-    """The named variables of one dtype and the flat variable standing in for them."""
+    """The named variables of one dtype and the flat variable standing in for them.
+
+    Members of one shape sit next to each other in the flat variable (a
+    "run"), so that a run's gradients go in with one stack and one reshape
+    and its updates come out with one reshape and one unstack: an SPA-style
+    network has hundreds of variables but a few dozen shapes, and a reshape
+    per variable each way was a third of its training graph's ops.
+    """
 
     def __init__(self, variables):
-        self.members = list(variables)
-        self.sizes = [int(np.prod(v.shape)) for v in self.members]
+        # a stable sort: members of one shape keep their order
+        self.members = sorted(variables, key=lambda v: tuple(v.shape))
+        self.runs = [
+            (shape, list(run))
+            for shape, run in itertools.groupby(
+                self.members, key=lambda v: tuple(v.shape)
+            )
+        ]
+        self.sizes = [len(run) * int(np.prod(shape)) for shape, run in self.runs]
         dtype = tf.as_dtype(self.members[0].dtype)
         with tf.init_scope():
             self.flat = _flat_variable(sum(self.sizes), dtype)
 
     def gradient(self, gradients):
-        return tf.concat([_reshaped(g, [-1]) for g in gradients], axis=0)
+        """The flat gradient of ``gradients`` (one per member, in member order)."""
+        parts, position = [], 0
+        for _, run in self.runs:
+            ours = gradients[position : position + len(run)]
+            position += len(run)
+            stacked = ours[0] if len(ours) == 1 else tf.stack(ours)
+            parts.append(_reshaped(stacked, [-1]))
+        return parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
 
     def add_update(self):
-        """Add the optimizer's update (left in the zeroed flat variable) to members."""
-        pieces = tf.split(tf.convert_to_tensor(self.flat), self.sizes)
-        for variable, piece in zip(self.members, pieces):
-            variable.assign_add(_reshaped(piece, variable.shape))
+        """Add the optimizer's update (left in the zeroed flat variable) to members.
+
+        One ``AssignAddVariableOp`` per member, on the ``tf.Variable`` itself:
+        Keras 3's ``assign_add`` reads, adds and assigns (three ops, and
+        Python checks), which on hundreds of variables was a quarter of the
+        first ``fit``'s tracing.
+        """
+        flat = tf.convert_to_tensor(self.flat)
+        pieces = [flat] if len(self.runs) == 1 else tf.split(flat, self.sizes)
+        for (shape, run), piece in zip(self.runs, pieces):
+            if len(run) == 1:
+                updates = [_reshaped(piece, shape)]
+            else:
+                updates = tf.unstack(tf.reshape(piece, [len(run), *shape]))
+            for variable, update in zip(run, updates):
+                tf_variable(variable).assign_add(update, read_value=False)
 
 
 def _flat_variable(size, dtype):
