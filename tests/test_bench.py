@@ -10,7 +10,7 @@ import tensorflow as tf
 
 import keras_nengo as kn
 from keras_nengo import bench, cli
-from keras_nengo.bench import isolated, runners
+from keras_nengo.bench import isolated, logger, runners
 from keras_nengo.bench.networks import BenchNetwork, feedforward_network
 from keras_nengo.bench.references import Reference
 
@@ -137,6 +137,9 @@ def test_run_benchmarks_report_and_table():
             assert_positive_finite(row[key])
         assert row["target"] is not None
     assert report["rows"][0]["skipped_batches"] == 0
+    # one Dense layer through Keras on the same data, against the same baselines
+    for row in report["rows"][:3]:
+        assert_positive_finite(row["keras_floor_ratio"])
     # out_dim 2 < 8: the "20x faster than the loop" target does not apply
     assert report["rows"][3]["met"] is None
     assert report["rows"][4]["met"] in (True, False)
@@ -147,6 +150,7 @@ def test_run_benchmarks_report_and_table():
     assert len(table) == 2 + len(report["rows"])
     assert all(line.count("|") == 8 for line in table)
     assert "| integrator | fit samples/s |" in table[2]
+    assert "(one Dense layer: " in table[2]
 
 
 def test_error_text_becomes_the_value():
@@ -167,8 +171,8 @@ def test_jit_fit_records_keras_nengo_or_its_error():
 
 
 def test_logger_figures():
-    overhead = runners.logger_overhead(n_samples=64, batch_size=16, epochs=2, rounds=1)
-    fresh = runners.fresh_logger_fit(n_samples=32, batch_size=16, repeats=1)
+    overhead = logger.logger_overhead(n_samples=64, batch_size=16, epochs=2, rounds=1)
+    fresh = logger.fresh_logger_fit(n_samples=32, batch_size=16, repeats=1)
     for figures in (overhead, fresh):
         for key in ("with", "without", "ratio"):
             assert_positive_finite(figures[key])

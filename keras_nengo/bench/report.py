@@ -17,7 +17,7 @@ import time
 import warnings
 from typing import Callable
 
-from keras_nengo.bench import isolated, runners
+from keras_nengo.bench import isolated, logger, runners
 from keras_nengo.bench.networks import (
     FULL,
     QUICK,
@@ -151,6 +151,9 @@ def _fit_rows(name, bench, sizes):
             f"{kind} samples/s",
             samples / seconds[(kind, "keras_nengo")],
             samples / seconds[(kind, "nengo_dl")],
+            # the same ratio for one Dense layer: the most Keras allows here
+            keras_floor_ratio=seconds[(kind, "nengo_dl")]
+            / seconds[(kind, "keras_floor")],
             **extra,
         )
         for kind in ("fit", "predict")
@@ -168,6 +171,11 @@ def _fit_rows(name, bench, sizes):
             )
             / batches,
             reference,
+            keras_floor_ratio=(
+                None
+                if isinstance(reference, str)
+                else 1e3 * seconds[("fit_batched", "keras_floor")] / batches / reference
+            ),
             **extra,
         )
     )
@@ -232,10 +240,10 @@ def _peer_rows(name, fit_row, n):
 
 
 def _logger_rows(sizes):
-    overhead = runners.logger_overhead(
+    overhead = logger.logger_overhead(
         sizes.logger_samples, sizes.batch_size, sizes.logger_epochs, sizes.logger_rounds
     )
-    fresh = runners.fresh_logger_fit(
+    fresh = logger.fresh_logger_fit(
         sizes.logger_samples // 2, sizes.batch_size, sizes.repeats
     )
     return [
@@ -380,6 +388,8 @@ def format_table(report: dict) -> str:
         ratio = "n/a" if entry["ratio"] is None else f"{entry['ratio']:.3g}x"
         if "overhead_percent" in entry:
             ratio += f" ({entry['overhead_percent']:+.1f} %)"
+        if entry.get("keras_floor_ratio") is not None:
+            ratio += f" (one Dense layer: {entry['keras_floor_ratio']:.3g}x)"
         if entry.get("skipped_batches"):
             ratio += f" ({entry['skipped_batches']} batches skipped)"
         met = {None: "-", True: "yes", False: "MISSED"}[entry["met"]]

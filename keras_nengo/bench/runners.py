@@ -9,7 +9,6 @@ after untimed warm-up calls that trace the graphs.
 
 from __future__ import annotations
 
-import tempfile
 import time
 import warnings
 
@@ -22,7 +21,6 @@ from keras_nengo.bench.networks import (
     bench_data,
     data_shape,
     jacobian_network,
-    tutorial_network,
 )
 
 
@@ -76,6 +74,22 @@ def _model(bench, learning_rate, jit_compile=False):
     return model
 
 
+def _floor_model(x, y, learning_rate):
+    """One Dense layer on the same data: what Keras itself costs per call.
+
+    Its ``fit``/``predict`` time is the floor of any model's through Keras
+    (data adapter, the step function's call, callbacks, outputs), so its
+    ratio to NengoDL bounds what any network can reach on that data.
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    inputs = [tf.keras.Input(value.shape[1:]) for value in x]
+    joined = inputs[0] if len(inputs) == 1 else tf.keras.layers.Concatenate()(inputs)
+    model = tf.keras.Model(inputs, tf.keras.layers.Dense(y.shape[-1])(joined))
+    model.compile(optimizer=tf.keras.optimizers.SGD(learning_rate), loss="mse")
+    return model
+
+
 def _batched(batches):
     """A ``tf.data.Dataset`` yielding the reference's prepared ``batches``."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
@@ -119,7 +133,8 @@ def throughput(bench: BenchNetwork, sizes: BenchSizes = FULL) -> dict:
     dict
         ``"seconds"``: ``{(kind, side): median seconds per call}`` for
         ``kind`` in ``fit``/``predict``, ``side`` in
-        ``keras_nengo``/``nengo_dl``/``reference``; ``"n_samples"``,
+        ``keras_nengo``/``nengo_dl``/``reference``/``keras_floor`` (one Dense
+        layer through Keras, `_floor_model`); ``"n_samples"``,
         ``"n_steps"``, ``"batch_size"``; ``"skipped"``: training batches
         NengoModel skipped as non-finite; ``"reference_error"``: why there is
         no reference (or None).
@@ -150,6 +165,13 @@ def throughput(bench: BenchNetwork, sizes: BenchSizes = FULL) -> dict:
             x if len(x) > 1 else x[0], batch_size=batch_size, verbose=0
         ),
     }
+    floor = _floor_model(x, y, bench.learning_rate)
+    functions[("fit", "keras_floor")] = lambda: floor.fit(
+        x if len(x) > 1 else x[0], y, batch_size=batch_size, epochs=1, verbose=0
+    )
+    functions[("predict", "keras_floor")] = lambda: floor.predict(
+        x if len(x) > 1 else x[0], batch_size=batch_size, verbose=0
+    )
     reference_error = None
     try:
         reference = Reference(model, bench.inputs, bench.output, bench.learning_rate)
@@ -160,6 +182,9 @@ def throughput(bench: BenchNetwork, sizes: BenchSizes = FULL) -> dict:
         dataset = _batched(batches)
         functions[("fit_batched", "keras_nengo")] = lambda: counter.fit(
             model, dataset, epochs=1, verbose=0
+        )
+        functions[("fit_batched", "keras_floor")] = lambda: floor.fit(
+            dataset, epochs=1, verbose=0
         )
     except NotImplementedError as error:
         reference_error = error_text(error)
@@ -302,111 +327,3 @@ def benchmark_jacobian(
         tf.float32,
     )
     return jacobian_times(model, {"stim": x}, repeats=repeats, baselines=baselines)
-
-
-def _tutorial_model(n_samples):
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
-    from keras_nengo import NengoModel  # pylint: disable=import-outside-toplevel
-
-    net = tutorial_network()
-    model = NengoModel(net, inputs=[net.stim], outputs=[net.p_out_nofilt])
-    model.compile(optimizer=tf.keras.optimizers.RMSprop(1e-3), loss="mse")
-    x = np.random.RandomState(0).uniform(-1, 1, size=(n_samples, 1, 1))
-    return model, x, np.sin(x**2)
-
-
-def logger_overhead(
-    n_samples: int = 4096, batch_size: int = 32, epochs: int = 6, rounds: int = 3
-) -> dict[str, float]:
-    """Epoch time of the tutorial network with and without a JacobianNormLogger.
-
-    The logger has its default settings (fro norm, wrt inputs and weights, every
-    epoch) on a 16-sample probe batch, writing to a temporary directory. Each of
-    ``rounds`` rounds runs one ``fit`` of ``epochs`` epochs without the logger and
-    one with it, on the same compiled model; an epoch's time is the interval
-    between consecutive ``on_epoch_end`` calls, the first epoch of every ``fit``
-    excluded (it traces).
-
-    Returns
-    -------
-    dict
-        ``"without"`` and ``"with"`` (median seconds per epoch), ``"ratio"``
-        (with / without) and ``"overhead_percent"``.
-    """
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
-    from keras_nengo.callbacks import (  # pylint: disable=import-outside-toplevel
-        JacobianNormLogger,
-    )
-
-    model, x, y = _tutorial_model(n_samples)
-
-    class EpochEnds(tf.keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.times = []
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.times.append(time.perf_counter())
-
-    def epoch_times(callbacks):
-        ends = EpochEnds()
-        model.fit(
-            x,
-            y,
-            batch_size=batch_size,
-            epochs=epochs,
-            verbose=0,
-            callbacks=callbacks + [ends],
-        )
-        return list(np.diff(ends.times))
-
-    times = {"without": [], "with": []}
-    with tempfile.TemporaryDirectory() as log_dir:
-        for _ in range(rounds):
-            times["without"] += epoch_times([])
-            logger = JacobianNormLogger(x[:16], log_dir=log_dir)
-            times["with"] += epoch_times([logger])
-    result = {key: float(np.median(value)) for key, value in times.items()}
-    result["ratio"] = result["with"] / result["without"]
-    result["overhead_percent"] = 100.0 * (result["ratio"] - 1.0)
-    return result
-
-
-def fresh_logger_fit(
-    n_samples: int = 2048, batch_size: int = 32, repeats: int = 3
-) -> dict[str, float]:
-    """A 1-epoch ``fit`` with a *fresh* default JacobianNormLogger vs without one.
-
-    What every keras-tuner trial pays (it deep-copies its callbacks per trial):
-    the same compiled tutorial model, a new logger on each timed call.
-
-    Returns
-    -------
-    dict
-        ``"without"``, ``"with"`` (median seconds per ``fit``), ``"ratio"``
-        and ``"overhead_percent"``.
-    """
-    from keras_nengo.callbacks import (  # pylint: disable=import-outside-toplevel
-        JacobianNormLogger,
-    )
-
-    model, x, y = _tutorial_model(n_samples)
-    with tempfile.TemporaryDirectory() as log_dir:
-
-        def fit(callbacks):
-            return model.fit(
-                x, y, batch_size=batch_size, epochs=1, verbose=0, callbacks=callbacks
-            ).history
-
-        seconds = median_seconds(
-            {
-                "without": lambda: fit([]),
-                "with": lambda: fit([JacobianNormLogger(x[:16], log_dir=log_dir)]),
-            },
-            repeats,
-        )
-    seconds["ratio"] = seconds["with"] / seconds["without"]
-    seconds["overhead_percent"] = 100.0 * (seconds["ratio"] - 1.0)
-    return seconds
