@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_nengo._compat import nengo_dl, nengo_dl_tf, tf_keras
+from keras_nengo.engine.modes import stepwise
 from keras_nengo.engine.tensor_graph import TensorGraph
 from keras_nengo.folding import why_not_foldable
 from keras_nengo.graph_feed import (
@@ -355,7 +356,10 @@ class Simulation:
             bounds = BoundedLoops(iterations, iterations * unroll if history else None)
             graph.single_iteration = iterations == 1
         # NengoDL returns the probes, then the number of steps run
-        graph.use_hoisting(hoist)
+        # forward-mode graphs step every operator: a hoisted value's tangent,
+        # written into a probe's TensorArray in the loop, fails in TensorFlow's
+        # ForwardAccumulator (a TypeError on the TensorArray's variant dtype)
+        graph.use_hoisting(hoist and not stepwise())
         outputs = self._call(graph, node_inputs, training, base, state, bounds)[:-1]
         if graph not in self._post_built:
             # NengoDL's post-build (Python step functions of Processes it has no

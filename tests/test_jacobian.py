@@ -110,6 +110,35 @@ def test_forward_equals_reverse(rate_model, x, wrt):
         assert_close(auto[name], reverse[name], "float64")
 
 
+def two_ensembles(synapse):
+    """stim -> two LIFRate ensembles -> one output Node, through ``synapse``."""
+    with nengo.Network(seed=2) as net:
+        net.config[nengo.Ensemble].neuron_type = nengo.LIFRate()
+        stim = nengo.Node(np.zeros(2), label="stim")
+        out = nengo.Node(size_in=2, label="out")
+        for label in ("a", "b"):
+            ens = nengo.Ensemble(8, 2, label=label)
+            nengo.Connection(stim, ens, synapse=None)
+            nengo.Connection(ens, out, synapse=synapse)
+        nengo.Probe(out, label="p")
+    return net
+
+
+@pytest.mark.parametrize("synapse, fold", [(None, True), (None, False), (0.005, True)])
+def test_forward_equals_reverse_for_weights_of_merged_paths(x, synapse, fold):
+    # once a known limit: forward mode w.r.t. weights raised a TypeError (a
+    # TensorArray's variant dtype) where a probe read hoisted values only
+    model = kn.NengoModel(two_ensembles(synapse), dtype="float64")
+    # not folded: the steps run in the time loop
+    model.nengo_layer.simulation.fold_time = fold
+    reverse = model.jacobian(x, wrt="weights", steps=[0, 3], mode="reverse")
+    forward = model.jacobian(x, wrt="weights", steps=[0, 3], mode="forward")
+    assert sorted(forward) == sorted(reverse) == sorted(model.named_weights)
+    for name in reverse:
+        assert_close(forward[name], reverse[name], "float64")
+    assert max(np.abs(value).max() for value in reverse.values()) > 0
+
+
 def test_linear_network_gives_the_transform():
     net = linear_network(synapse=None)
     model = kn.NengoModel(net, dtype="float64")

@@ -3,8 +3,10 @@
 `stepwise_reads` marks graphs built for forward-mode differentiation
 (``tf.autodiff.ForwardAccumulator``), which cannot pass through TensorArrays
 nor through gradients written out in the time loop (``tf.custom_gradient``
-closes over the loop body's tensors). Graphs built inside it read hoisted
-values per step by index and use TensorFlow's own derivatives.
+closes over the loop body's tensors). Graphs built inside it run every
+operator in the loop (no hoisting: a hoisted value's tangent, written into a
+probe's TensorArray, raised a TypeError in the accumulator) and use
+TensorFlow's own derivatives.
 """
 
 from __future__ import annotations

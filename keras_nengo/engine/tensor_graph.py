@@ -16,7 +16,6 @@ import tensorflow as tf
 from keras_nengo._compat import nengo_dl
 from keras_nengo.engine.builders import Builder
 from keras_nengo.engine.hoisting import Hoisting
-from keras_nengo.engine.modes import stepwise
 from keras_nengo.engine.pieces import use_pieces
 
 
@@ -109,9 +108,6 @@ class TensorGraph(nengo_dl.tensor_graph.TensorGraph):
                 self._hoisted[sig] = lambda _, value=value[:, 0]: value
                 continue
             steps_first = tf.transpose(value, [1, 0, *range(2, value.shape.rank)])
-            if stepwise():
-                self._hoisted[sig] = lambda i, value=steps_first: tf.gather(value, i)
-                continue
             array = tf.TensorArray(
                 self.dtype,
                 size=tf.shape(steps_first)[0] if steps is None else steps,
