@@ -418,6 +418,13 @@ def test_names_do_not_depend_on_hash_seed_and_need_no_tensorflow():
         [
             "import importlib.util, sys",
             "import nengo",
+            # parameter_names.py first, under its name, so that naming.py's
+            # import of it does not import the package
+            f"path = {str(NAMING_PY.with_name('parameter_names.py'))!r}",
+            "name = 'keras_nengo.parameter_names'",
+            "spec = importlib.util.spec_from_file_location(name, path)",
+            "sys.modules[name] = importlib.util.module_from_spec(spec)",
+            "spec.loader.exec_module(sys.modules[name])",
             f"path = {str(NAMING_PY)!r}",
             "spec = importlib.util.spec_from_file_location('naming', path)",
             "naming = importlib.util.module_from_spec(spec)",
@@ -429,6 +436,7 @@ def test_names_do_not_depend_on_hash_seed_and_need_no_tensorflow():
             "print(object_names(table, net))",
             "print([name for name, _, _ in table.parameters()])",
             "assert 'tensorflow' not in sys.modules, 'naming.py imported TensorFlow'",
+            "assert 'keras_nengo' not in sys.modules, 'naming.py imported the package'",
         ]
     )
     expected = f"{TUTORIAL_OBJECT_NAMES}\n{TUTORIAL_PARAMETER_NAMES}\n"
