@@ -3,10 +3,11 @@
 `TrainStepMixin` gives `keras_nengo.NengoModel` Keras's ``train_step`` order
 (unpack → forward under a tape with ``training=True`` → loss → gradients → apply
 → metrics) with two additions: ``grad_norm/<name>`` logs, and a guard that
-skips a batch whose loss or gradients are not finite, so that no NaN ever
-reaches a weight. The guard follows Keras's LossScaleOptimizer: gradients are
-all-reduced across replicas first, every replica sees the same verdict, and the
-conditional apply runs in cross-replica context where ``tf.distribute`` needs it.
+skips a batch whose data, loss or gradients are not finite, so that no NaN
+ever reaches a weight and bad data never moves one. The guard follows
+Keras's LossScaleOptimizer: gradients are all-reduced across replicas first,
+every replica sees the same verdict, and the conditional apply runs in
+cross-replica context where ``tf.distribute`` needs it.
 Under ``tf.distribute`` the ``grad_norm`` logs are those of the all-reduced
 gradients, so every log is the global batch's, as on one device.
 """
@@ -18,11 +19,20 @@ import tensorflow as tf
 from keras_nengo import _compat, _keras_apis
 
 
-def _all_finite(loss, gradients):
-    return tf.reduce_all(
-        [tf.reduce_all(tf.math.is_finite(loss))]
-        + [tf.reduce_all(tf.math.is_finite(g)) for g in gradients]
-    )
+def _all_finite(loss, gradients, data=()):
+    """Whether the loss, the gradients and the batch's float data are finite.
+
+    The data counts too: a NaN that reaches no output within the steps run
+    (a synapse delays it past the last step) leaves the loss and gradients
+    finite, but the batch is still bad, and an optimizer step on it would
+    count an iteration and move stateful optimizers' weights.
+    """
+    values = [loss, *gradients] + [
+        value
+        for value in tf.nest.flatten(data)
+        if value is not None and tf.as_dtype(value.dtype).is_floating
+    ]
+    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in values])
 
 
 class TrainStepMixin:
@@ -80,19 +90,24 @@ class TrainStepMixin:
             )
         return groups
 
-    def _apply_if_finite(self, loss, gradients, variables):
+    def _apply_if_finite(self, loss, gradients, variables, data=()):
         """Apply ``gradients`` (summed over replicas) unless something is not finite.
+
+        ``data`` is the batch (inputs, targets, sample weights): a non-finite
+        float value anywhere in it skips the batch too.
 
         Returns the gradients summed over replicas (the gradients of the global
         batch's loss), the same on every replica.
         """
         groups = self._update_groups_for(variables)
         if groups is not None:
-            return self._apply_grouped_if_finite(loss, gradients, variables, groups)
+            return self._apply_grouped_if_finite(
+                loss, gradients, variables, groups, data
+            )
         context = tf.distribute.get_replica_context()
         gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
         # the loss differs per replica: every replica must agree on the verdict
-        bad = tf.cast(tf.logical_not(_all_finite(loss, gradients)), tf.float32)
+        bad = tf.cast(tf.logical_not(_all_finite(loss, gradients, data)), tf.float32)
         finite = tf.equal(context.all_reduce(tf.distribute.ReduceOp.SUM, bad), 0.0)
         optimizer = self.optimizer
 
@@ -122,7 +137,7 @@ class TrainStepMixin:
     def _skip_batch(self):
         self._skipped_batches.assign_add(1)
 
-    def _apply_grouped_if_finite(self, loss, gradients, variables, groups):
+    def _apply_grouped_if_finite(self, loss, gradients, variables, groups, data):
         """`_apply_if_finite` on one replica, the optimizer updating flat groups."""
         optimizer = self.optimizer
         flat = groups.optimizer_gradients(gradients, variables)
@@ -132,7 +147,7 @@ class TrainStepMixin:
             _keras_apis.apply_gradients(optimizer, flat, groups.optimizer_variables)
 
         tf.__internal__.smart_cond.smart_cond(
-            _all_finite(loss, flat), apply, self._skip_batch
+            _all_finite(loss, flat, data), apply, self._skip_batch
         )
         # zero where the batch was skipped
         groups.add_updates()
@@ -150,7 +165,9 @@ class TrainStepMixin:
             tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
             for g, v in zip(gradients, variables)
         ]
-        gradients = self._apply_if_finite(loss, gradients, variables)
+        gradients = self._apply_if_finite(
+            loss, gradients, variables, data=(x, y, sample_weight)
+        )
         logs = self.compute_metrics(x, y, y_pred, sample_weight)
         if self.gradient_norms:
             names = {id(v): n for n, v in self.nengo_layer.named_variables.items()}

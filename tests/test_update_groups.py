@@ -145,6 +145,37 @@ def test_skipped_batch_changes_no_weight_and_no_optimizer_state():
         np.testing.assert_array_equal(before, variable.numpy())
 
 
+@pytest.mark.parametrize("clipnorm", [None, 1.0], ids=["grouped", "per_variable"])
+def test_nan_data_that_reaches_no_output_skips_the_batch(clipnorm):
+    # found by test_data_fuzz: a probe behind a synapse does not see this
+    # step's input within a one-step run, so a NaN input left the loss and
+    # the gradients finite; the batch must still change nothing (Adam's
+    # moments would move the weights, and the iteration count would grow)
+    with nengo.Network(seed=0) as net:
+        a = nengo.Node(np.zeros(2), label="a")
+        b = nengo.Node(np.zeros(1), label="b")
+        ens = nengo.Ensemble(8, 3, neuron_type=nengo.RectifiedLinear(), label="ens")
+        nengo.Connection(a, ens[:2], synapse=None)
+        nengo.Connection(b, ens[2], synapse=None)
+        nengo.Probe(ens, synapse=0.01, label="out")
+    model = kn.NengoModel(net, seed=0)
+    optimizer = tf.keras.optimizers.Adam(0.01, clipnorm=clipnorm)
+    model.compile(optimizer=optimizer, loss="mse")
+    rng = np.random.RandomState(0)
+    x, y = rng.uniform(-1, 1, (4, 1, 2)), rng.uniform(-1, 1, (4, 1, 3))
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    weights = model.get_weights()
+    state = [v.numpy() for v in model.optimizer.variables]
+    x = x[:1].copy()
+    x[0, 0, 0] = np.nan
+    with pytest.warns(RuntimeWarning, match="1 training batch"):
+        model.fit(x, y[:1], batch_size=4, epochs=1, verbose=0)
+    for before, after in zip(weights, model.get_weights()):
+        np.testing.assert_array_equal(before, after)
+    for before, variable in zip(state, model.optimizer.variables):
+        np.testing.assert_array_equal(before, variable.numpy())
+
+
 def test_trainable_changed_since_compile_is_refused():
     # fit restores the compiled trainable state (Keras); a custom loop may not
     net = network()
