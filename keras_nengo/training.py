@@ -19,7 +19,7 @@ import tensorflow as tf
 from keras_nengo import _compat, _keras_apis
 
 
-def _all_finite(loss, gradients, data=()):
+def _all_finite(loss, gradients, data):
     """Whether the loss, the gradients and the batch's float data are finite.
 
     The data counts too: a NaN that reaches no output within the steps run
@@ -90,7 +90,7 @@ class TrainStepMixin:
             )
         return groups
 
-    def _apply_if_finite(self, loss, gradients, variables, data=()):
+    def _apply_if_finite(self, loss, gradients, variables, data):
         """Apply ``gradients`` (summed over replicas) unless something is not finite.
 
         ``data`` is the batch (inputs, targets, sample weights): a non-finite
@@ -166,7 +166,7 @@ class TrainStepMixin:
             for g, v in zip(gradients, variables)
         ]
         gradients = self._apply_if_finite(
-            loss, gradients, variables, data=(x, y, sample_weight)
+            loss, gradients, variables, (x, y, sample_weight)
         )
         logs = self.compute_metrics(x, y, y_pred, sample_weight)
         if self.gradient_norms:

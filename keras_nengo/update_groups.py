@@ -96,12 +96,11 @@ class _Group:
         with tf.init_scope():
             self.flat = _flat_variable(sum(self.sizes), dtype)
 
-    def gradient(self, gradients):
-        """The flat gradient of ``gradients`` (one per member, in member order)."""
-        parts, position = [], 0
+    def gradient(self, by_id):
+        """The flat gradient, from ``{id(variable): gradient}`` of the members."""
+        parts = []
         for _, run in self.runs:
-            ours = gradients[position : position + len(run)]
-            position += len(run)
+            ours = [by_id[id(variable)] for variable in run]
             stacked = ours[0] if len(ours) == 1 else tf.stack(ours)
             parts.append(_reshaped(stacked, [-1]))
         return parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
@@ -179,10 +178,7 @@ class UpdateGroups:
     def optimizer_gradients(self, gradients, variables) -> list:
         """``gradients`` (one per variable of ``variables``) as the optimizer's list."""
         by_id = {id(v): g for v, g in zip(variables, gradients)}
-        flat = [
-            group.gradient([by_id[id(v)] for v in group.members])
-            for group in self.groups
-        ]
+        flat = [group.gradient(by_id) for group in self.groups]
         return flat + [by_id[id(v)] for v in self.others]
 
     def zero(self):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import assert_close, only_tf_keras, weight_name
+from test_data_fuzz import network as fuzz_network
 
 import keras_nengo as kn
 from keras_nengo._compat import KERAS_3, nengo_dl
@@ -151,14 +152,7 @@ def test_nan_data_that_reaches_no_output_skips_the_batch(clipnorm):
     # step's input within a one-step run, so a NaN input left the loss and
     # the gradients finite; the batch must still change nothing (Adam's
     # moments would move the weights, and the iteration count would grow)
-    with nengo.Network(seed=0) as net:
-        a = nengo.Node(np.zeros(2), label="a")
-        b = nengo.Node(np.zeros(1), label="b")
-        ens = nengo.Ensemble(8, 3, neuron_type=nengo.RectifiedLinear(), label="ens")
-        nengo.Connection(a, ens[:2], synapse=None)
-        nengo.Connection(b, ens[2], synapse=None)
-        nengo.Probe(ens, synapse=0.01, label="out")
-    model = kn.NengoModel(net, seed=0)
+    model = kn.NengoModel(fuzz_network(), seed=0)
     optimizer = tf.keras.optimizers.Adam(0.01, clipnorm=clipnorm)
     model.compile(optimizer=optimizer, loss="mse")
     rng = np.random.RandomState(0)

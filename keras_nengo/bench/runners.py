@@ -151,26 +151,27 @@ def throughput(bench: BenchNetwork, sizes: BenchSizes = FULL) -> dict:
     n_samples, n_steps, batch_size = data_shape(bench, sizes)
     x, y = bench_data(bench, n_samples, n_steps)
     model = _model(bench, bench.learning_rate)
+    data = x if len(x) > 1 else x[0]  # one input: its array, as users pass it
     counter = _SkipCounter()
     functions = {
         ("fit", "keras_nengo"): lambda: counter.fit(
             model,
-            x if len(x) > 1 else x[0],
+            data,
             y,
             batch_size=batch_size,
             epochs=1,
             verbose=0,
         ),
         ("predict", "keras_nengo"): lambda: model.predict(
-            x if len(x) > 1 else x[0], batch_size=batch_size, verbose=0
+            data, batch_size=batch_size, verbose=0
         ),
     }
     floor = _floor_model(x, y, bench.learning_rate)
     functions[("fit", "keras_floor")] = lambda: floor.fit(
-        x if len(x) > 1 else x[0], y, batch_size=batch_size, epochs=1, verbose=0
+        data, y, batch_size=batch_size, epochs=1, verbose=0
     )
     functions[("predict", "keras_floor")] = lambda: floor.predict(
-        x if len(x) > 1 else x[0], batch_size=batch_size, verbose=0
+        data, batch_size=batch_size, verbose=0
     )
     reference_error = None
     try:
